@@ -1,0 +1,345 @@
+"""Reading patient data: wide CSV files (contract section 1) into one typed
+table of patient-days, with every problem named by file, row and column.
+
+Every cell is read as text first and parsed column by column, so a bad cell
+is reported with what was written there instead of being silently dropped.
+A course (one patient, one infusion) with any bad cell is not assessed; the
+other courses in the same file and in other files still are.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from carscore.compile import COURSE, DAY, Compiler
+from carscore.contract import Column, Contract, load_contract
+from carscore.engine import column_symbol
+from carscore.errors import InputProblem
+
+TRUE_WORDS = ("yes", "y", "true", "1")
+FALSE_WORDS = ("no", "n", "false", "0")
+_BOOL_WORDS = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
+
+FILE, LINE = "_file", "_line"
+MAX_PROBLEMS_PER_COLUMN = 20
+
+
+@dataclass
+class Intake:
+    days: pl.DataFrame  # one row per course and day, typed, sorted by course then day
+    courses: pl.DataFrame  # _course, patient_id, infusion, file (input order)
+    problems: list[InputProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files_read: int = 0
+
+
+@dataclass
+class _Source:
+    name: str
+    data: bytes
+
+
+def _range_text(col: Column) -> str:
+    unit = f" {col.unit}" if col.unit else ""
+    return f"{col.low:g} to {col.high:g}{unit}"
+
+
+def _read_one(src: _Source, index: int, problems: list[InputProblem]) -> pl.DataFrame | None:
+    data = src.data
+    if not data.strip():
+        problems.append(InputProblem(src.name, "the file is empty"))
+        return None
+    if b"\x00" in data[:4096]:
+        problems.append(InputProblem(src.name, "not a CSV file (it holds binary data)"))
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+            problems.append(InputProblem(src.name, "not a text CSV file"))
+            return None
+    try:
+        frame = pl.read_csv(
+            io.StringIO(text),
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )
+    except Exception as exc:  # polars raises several error types for malformed CSV
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
+        return None
+    names = [c.strip().lower() for c in frame.columns]
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            problems.append(InputProblem(src.name, f"the column '{n}' appears twice in the header", 1, n))
+            return None
+        seen.add(n)
+    frame.columns = names
+    if DAY not in names:
+        header = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+        problems.append(InputProblem(src.name, f"no 'day' column: this is not a carscore patient file (header: {header})", 1))
+        return None
+    if frame.height == 0:
+        problems.append(InputProblem(src.name, "the file has a header but no rows"))
+        return None
+    extra = [pl.lit(index, dtype=pl.UInt32).alias(FILE), (pl.int_range(pl.len(), dtype=pl.UInt32) + 2).alias(LINE)]
+    if "patient_id" not in names:
+        extra.append(pl.lit(Path(src.name).stem or src.name).alias("patient_id"))
+    return frame.with_columns(extra)
+
+
+def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
+    """Typed value, 'bad cell' mask and the sentence for a bad cell."""
+    text = raw.str.strip_chars()
+    text = pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
+    given = text.is_not_null()
+    if col.numeric:
+        number = text.cast(pl.Float64, strict=False)
+        bad = given & (number.is_null() | ~number.is_finite())
+        message = "is not a number"
+        if col.kind == "integer":
+            bad = bad | (given & number.is_finite() & (number != number.round(0)))
+            message = "is not a whole number"
+            value = number.cast(pl.Int64, strict=False)
+        else:
+            value = number
+        return value, bad, message
+    if col.kind in ("boolean", "dose"):
+        word = text.str.to_lowercase()
+        flag = word.replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
+        if col.kind == "boolean":
+            return flag, given & flag.is_null(), "is not yes/no (accepted: yes/no, y/n, true/false, 1/0)"
+        dose = text.cast(pl.Float64, strict=False)
+        value = pl.coalesce([flag, dose > 0])
+        bad = given & (value.is_null() | (dose < 0))
+        return value, bad, "is neither yes/no nor a dose (a number of 0 or more)"
+    if col.kind == "enum":
+        word = text.str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
+        bad = given & ~word.is_in(list(col.values))
+        return word, bad, f"is not one of: {', '.join(col.values)}"
+    return text, pl.lit(False), ""
+
+
+def _problems_from(df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str,
+                   problems: list[InputProblem]) -> None:
+    hits = df.filter(pl.col(mask)).select(FILE, LINE, raw)
+    for f, line, value in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows():
+        problems.append(InputProblem(names[f], message, line, column, "" if value is None else str(value)))
+    if hits.height > MAX_PROBLEMS_PER_COLUMN:
+        problems.append(InputProblem(names[hits[FILE][0]], f"... and {hits.height - MAX_PROBLEMS_PER_COLUMN} more rows "
+                                     f"with the same problem", 0, column))
+
+
+def read_sources(sources: list[_Source], contract: Contract | None = None) -> Intake:
+    contract = contract or load_contract()
+    problems: list[InputProblem] = []
+    notes: list[str] = []
+    frames = []
+    for i, src in enumerate(sources):
+        frame = _read_one(src, i, problems)
+        if frame is not None:
+            unknown = [c for c in frame.columns if c not in contract.columns and not c.startswith("_")]
+            if unknown:
+                notes.append(f"{src.name}: ignored columns that carscore does not use: {', '.join(unknown)}")
+            frames.append(frame.select([c for c in frame.columns if c in contract.columns or c in (FILE, LINE)]))
+    names = [s.name for s in sources]
+    if not frames:
+        return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
+    raw = pl.concat(frames, how="diagonal") if len(frames) > 1 else frames[0]
+
+    # parse every column: typed value plus a mask of cells that could not be read
+    typed, masks, messages = [], [], {}
+    for name, col in contract.columns.items():
+        if name not in raw.columns:
+            continue
+        value, bad, message = _parse_column(col, pl.col(name))
+        if col.low is not None and col.numeric:
+            out_of_range = value.is_not_null() & ((value < col.low) | (value > col.high))
+            masks.append(out_of_range.fill_null(False).alias(f"_range_{name}"))
+            messages[f"_range_{name}"] = (name, f"is outside the plausible range {_range_text(col)}"
+                                          + (f": {col.hint}" if col.hint else ""))
+        typed.append(value.alias(f"_v_{name}"))
+        masks.append(bad.fill_null(False).alias(f"_bad_{name}"))
+        messages[f"_bad_{name}"] = (name, message)
+    parsed = raw.with_columns(typed).with_columns(masks)
+    parsed = parsed.with_columns(_bad_day=pl.col(f"_v_{DAY}").is_null() & ~pl.col(f"_bad_{DAY}"))
+    messages["_bad_day"] = (DAY, "day is blank: every row needs its day since infusion")
+    if "patient_id" in raw.columns:
+        parsed = parsed.with_columns(_bad_pid=pl.col("_v_patient_id").is_null())
+        messages["_bad_pid"] = ("patient_id", "patient_id is blank")
+
+    counts = parsed.select([pl.col(m).sum() for m in messages]).row(0, named=True)
+    failing = [m for m in messages if counts[m]]
+    for m in failing:
+        column, message = messages[m]
+        src_col = column if column in raw.columns else DAY
+        _problems_from(parsed, m, src_col, names, column, message, problems)
+
+    # typed table; cells that failed are blank from here on (their course is dropped below)
+    typed_df = parsed.select(
+        [FILE, LINE]
+        + [pl.col(f"_v_{n}").alias(n) for n in contract.columns if f"_v_{n}" in parsed.columns]
+        + ([pl.any_horizontal([pl.col(m) for m in failing]).alias("_row_bad")] if failing else [pl.lit(False).alias("_row_bad")])
+    )
+    for name, col in contract.columns.items():
+        if name not in typed_df.columns:
+            typed_df = typed_df.with_columns(pl.lit(None, dtype=_dtype(col)).alias(name))
+    typed_df = typed_df.with_columns(pl.col("infusion").fill_null(1))
+
+    # cross-column checks (ICE items against ICE total, ...)
+    check_masks = []
+    compiler = Compiler(lambda n: column_symbol(contract, n))
+    for i, check in enumerate(contract.checks):
+        check_masks.append(compiler.compile(check.when).expr.fill_null(False).alias(f"_check_{i}"))
+    if check_masks:
+        typed_df = typed_df.with_columns(check_masks)
+        for i, check in enumerate(contract.checks):
+            hits = typed_df.filter(pl.col(f"_check_{i}"))
+            for row in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows(named=True):
+                values = ", ".join(f"{c}={_show(row[c])}" for c in check.columns)
+                problems.append(InputProblem(names[row[FILE]], f"{check.message} ({values})", row[LINE],
+                                             " and ".join(check.columns[:2]) if len(check.columns) <= 2 else check.columns[0]))
+        typed_df = typed_df.with_columns(
+            pl.any_horizontal([pl.col("_row_bad")] + [pl.col(f"_check_{i}") for i in range(len(check_masks))]).alias("_row_bad")
+        )
+
+    courses, typed_df, dup_problems = _assign_courses(typed_df, names)
+    problems.extend(dup_problems)
+    typed_df = typed_df.filter(pl.col(COURSE).is_not_null())
+    bad_courses = typed_df.filter(pl.col("_row_bad")).select(COURSE).unique()
+    if bad_courses.height:
+        typed_df = typed_df.join(bad_courses, on=COURSE, how="anti")
+        courses = courses.with_columns(
+            assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode())
+        )
+    days = _merge_days(typed_df.drop("_row_bad"), contract)
+    return Intake(days, courses, problems, notes, len(sources))
+
+
+def _show(v: object) -> str:
+    return "blank" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+
+def _dtype(col: Column) -> pl.DataType:
+    return {
+        "integer": pl.Int64(),
+        "number": pl.Float64(),
+        "boolean": pl.Boolean(),
+        "dose": pl.Boolean(),
+    }.get(col.kind, pl.String())
+
+
+def _assign_courses(df: pl.DataFrame, names: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, list[InputProblem]]:
+    """Number courses (patient_id, infusion) in input order. A course found in
+    two files is an error: its rows in the later file are not assessed."""
+    problems: list[InputProblem] = []
+    keyed = df.filter(pl.col("patient_id").is_not_null() & pl.col("infusion").is_not_null())
+    first_seen = (
+        keyed.group_by(["patient_id", "infusion", FILE], maintain_order=True)
+        .agg(pl.col(LINE).min().alias("_first_line"))
+        .sort([FILE, "_first_line"])
+    )
+    owners = first_seen.unique(subset=["patient_id", "infusion"], keep="first", maintain_order=True)
+    clashes = first_seen.join(owners, on=["patient_id", "infusion"], suffix="_owner").filter(pl.col(FILE) != pl.col(f"{FILE}_owner"))
+    for row in clashes.iter_rows(named=True):
+        problems.append(InputProblem(
+            names[row[FILE]],
+            f"patient {row['patient_id']} infusion {row['infusion']} is already in {names[row[FILE + '_owner']]}; "
+            "these rows are not assessed (give each course one file, or distinct patient_id)",
+            row["_first_line"], "patient_id", str(row["patient_id"]),
+        ))
+    owners = owners.with_row_index(COURSE).with_columns(pl.col(COURSE).cast(pl.UInt32))
+    df = df.join(owners.select(COURSE, "patient_id", "infusion", FILE), on=["patient_id", "infusion", FILE], how="left")
+    courses = owners.select(
+        COURSE, "patient_id", "infusion", pl.col(FILE).map_elements(lambda i: names[i], return_dtype=pl.String).alias("file")
+    ).with_columns(assessed=pl.lit(True))
+    return courses, df, problems
+
+
+def _merge_days(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Several rows of one course and day become the worst of the day."""
+    # age is given once per patient: share it with every row of the patient
+    df = df.with_columns(
+        pl.coalesce(
+            pl.col("age_years").drop_nulls().first().over(COURSE),
+            pl.col("age_years").drop_nulls().first().over("patient_id"),
+        ).alias("age_years")
+    )
+    if df.select(pl.struct(COURSE, DAY).is_duplicated().any()).item():
+        aggs = []
+        for name, col in contract.columns.items():
+            if name in (DAY,):
+                continue
+            c = pl.col(name)
+            if col.kind == "enum" and col.merge in ("max", "min"):
+                rank = c.replace_strict(list(col.values), list(range(len(col.values))), default=None, return_dtype=pl.Int32)
+                top = rank.max() if col.merge == "max" else rank.min()
+                aggs.append(top.replace_strict(list(range(len(col.values))), list(col.values), default=None).alias(name))
+            elif col.merge == "max":
+                aggs.append(c.max().alias(name))
+            elif col.merge == "min":
+                aggs.append(c.min().alias(name))
+            else:
+                aggs.append(c.drop_nulls().first().alias(name))
+        aggs += [pl.col(FILE).first(), pl.col(LINE).min()]
+        df = df.group_by([COURSE, DAY]).agg(aggs)
+    return df.sort([COURSE, DAY])
+
+
+def _empty_days(contract: Contract) -> pl.DataFrame:
+    schema = {COURSE: pl.UInt32(), FILE: pl.UInt32(), LINE: pl.UInt32()}
+    schema |= {n: _dtype(c) for n, c in contract.columns.items()}
+    return pl.DataFrame(schema=schema)
+
+
+def _empty_courses() -> pl.DataFrame:
+    return pl.DataFrame(schema={COURSE: pl.UInt32(), "patient_id": pl.String(), "infusion": pl.Int64(),
+                                "file": pl.String(), "assessed": pl.Boolean()})
+
+
+def sources_from_paths(paths: list[str], stdin: bytes | None = None) -> tuple[list[_Source], list[InputProblem]]:
+    """Files and folders (their *.csv, recursively) as named byte sources."""
+    sources: list[_Source] = []
+    problems: list[InputProblem] = []
+    for p in paths:
+        if p == "-":
+            sources.append(_Source("stdin", stdin or b""))
+            continue
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() == ".csv")
+            if not found:
+                problems.append(InputProblem(p, "no CSV files in this folder"))
+            for f in found:
+                sources.append(_read_bytes(str(f), problems))
+        elif path.is_file():
+            sources.append(_read_bytes(p, problems))
+        else:
+            problems.append(InputProblem(p, "no such file or folder"))
+    return [s for s in sources if s is not None], problems
+
+
+def _read_bytes(name: str, problems: list[InputProblem]) -> _Source | None:
+    try:
+        return _Source(name, Path(name).read_bytes())
+    except OSError as exc:
+        problems.append(InputProblem(name, f"cannot be read: {exc.strerror or exc}"))
+        return None
+
+
+def read_paths(paths: list[str], contract: Contract | None = None, stdin: bytes | None = None) -> Intake:
+    sources, problems = sources_from_paths(paths, stdin)
+    intake = read_sources(sources, contract)
+    intake.problems[:0] = problems
+    return intake
+
+
+def read_text(text: str, name: str = "input.csv", contract: Contract | None = None) -> Intake:
+    return read_sources([_Source(name, text.encode())], contract)

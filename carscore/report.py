@@ -1,0 +1,133 @@
+"""Results as the data contract's JSON document (section 2) and as CSV rows.
+
+The contract's keys are always present (null when unknown, or when the rule
+set that fills them was not loaded), so that users' scripts can rely on them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from carscore import __version__
+from carscore.assess import Assessment
+from carscore.compile import COURSE, DAY
+
+DAY_KEYS = ["crs_grade", "icans_grade", "cns_status", "cns_substatus", "bm_response", "mrd_negative"]
+REASON_KEYS = ["crs", "icans", "cns", "bm", "mrd"]
+SUMMARY_KEYS = [
+    "crs_max_grade", "crs_onset_day", "crs_last_day", "crs_days",
+    "icans_max_grade", "icans_onset_day", "icans_last_day", "icans_days",
+    "tocilizumab_first_day", "corticosteroids_first_day",
+    "cns_status_baseline", "cns_remission_day", "cns_relapse_day",
+    "best_bm_response", "mrd_negative_remission", "bm_relapse_day",
+    "car_cmax", "car_tmax_day", "car_auc_0_28", "car_last_detected_day", "car_loss_day",
+    "b_cell_recovery_day",
+]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return None
+        if v.is_integer() and abs(v) < 2**53:
+            return int(v)
+    return v
+
+
+def day_keys(a: Assessment) -> list[str]:
+    extra = [o.name for o in a.engine.plan.outputs if o.name not in DAY_KEYS]
+    return DAY_KEYS + extra
+
+
+def reason_keys(a: Assessment) -> list[str]:
+    return REASON_KEYS + [k for k in a.engine.plan.reason_keys if k not in REASON_KEYS]
+
+
+def summary_keys(a: Assessment) -> list[str]:
+    return SUMMARY_KEYS + [k for k in a.engine.plan.summary_keys if k not in SUMMARY_KEYS]
+
+
+def _with_missing(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    missing = [pl.lit(None).alias(c) for c in columns if c not in df.columns]
+    return df.with_columns(missing) if missing else df
+
+
+def summary_rows(a: Assessment) -> list[dict[str, Any]]:
+    """One mapping per assessed course: patient_id, infusion, file and the summary keys."""
+    keys = summary_keys(a)
+    table = _with_missing(a.summaries, keys).join(a.intake.courses, on=COURSE, how="left").sort(COURSE)
+    rows = []
+    for r in table.select([COURSE, "patient_id", "infusion", "file", *keys]).iter_rows(named=True):
+        rows.append({k: _clean(v) for k, v in r.items()})
+    return rows
+
+
+def day_rows(a: Assessment) -> dict[int, list[dict[str, Any]]]:
+    """Per course, its days as contract mappings (day, grades, classes, flags, reasons)."""
+    dk, rk = day_keys(a), reason_keys(a)
+    reason_cols = [f"_reason_{k}" for k in rk]
+    table = _with_missing(a.days, dk + reason_cols).select([COURSE, DAY, *dk, "flags", *reason_cols])
+    out: dict[int, list[dict[str, Any]]] = {}
+    columns = table.columns
+    course_i = 0
+    for row in table.iter_rows():
+        rec = dict(zip(columns, row))
+        course_i = rec.pop(COURSE)
+        entry = {"day": rec.pop(DAY)}
+        for k in dk:
+            entry[k] = _clean(rec[k])
+        entry["flags"] = list(rec["flags"] or [])
+        entry["reasons"] = {k: rec[f"_reason_{k}"] for k in rk}
+        out.setdefault(course_i, []).append(entry)
+    return out
+
+
+def ruleset_info(a: Assessment) -> list[dict[str, str]]:
+    return [{"id": rs.id, "version": rs.version, "citation": rs.citation} for rs in a.rulesets]
+
+
+def build_document(a: Assessment, include_days: bool = True, cohort: dict | None = None) -> dict[str, Any]:
+    days = day_rows(a) if include_days else {}
+    patients = []
+    for s in summary_rows(a):
+        course = s.pop(COURSE)
+        entry: dict[str, Any] = {"patient_id": s.pop("patient_id"), "infusion": s.pop("infusion"), "file": s.pop("file")}
+        if include_days:
+            entry["days"] = days.get(course, [])
+        entry["summary"] = s
+        patients.append(entry)
+    doc: dict[str, Any] = {"carscore": __version__, "rulesets": ruleset_info(a), "patients": patients}
+    if cohort is not None:
+        doc["cohort"] = cohort
+    problems = a.intake.problems
+    doc["errors"] = [p.as_dict() for p in problems]
+    return doc
+
+
+def day_table(a: Assessment) -> pl.DataFrame:
+    """One CSV row per course and day."""
+    dk, rk = day_keys(a), reason_keys(a)
+    reason_cols = [f"_reason_{k}" for k in rk]
+    table = _with_missing(a.days, dk + reason_cols).join(a.intake.courses.select(COURSE, "patient_id", "infusion"),
+                                                         on=COURSE, how="left", suffix="_course")
+    pid = "patient_id_course" if "patient_id_course" in table.columns else "patient_id"
+    inf = "infusion_course" if "infusion_course" in table.columns else "infusion"
+    return table.sort([COURSE, DAY]).select(
+        pl.col(pid).alias("patient_id"),
+        pl.col(inf).alias("infusion"),
+        DAY,
+        *dk,
+        pl.col("flags").list.join(";").alias("flags"),
+        *[pl.col(f"_reason_{k}").alias(f"reason_{k}") for k in rk],
+    )
+
+
+def summary_table(a: Assessment) -> pl.DataFrame:
+    rows = summary_rows(a)
+    keys = ["patient_id", "infusion", "file", *summary_keys(a)]
+    if not rows:
+        return pl.DataFrame(schema={k: pl.String for k in keys})
+    return pl.DataFrame([{k: r.get(k) for k in keys} for r in rows], infer_schema_length=None)

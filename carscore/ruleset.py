@@ -1,0 +1,447 @@
+"""Rule sets: YAML files turned into typed objects, checked as they load.
+
+A rule set is one YAML file:
+
+    id, title, version, citation        who decides, and on what authority
+    parameters: {name: {value, citation, unit?, description?}}
+    let:        {name: expression}       named intermediate values (day or course)
+    decisions:  [{outputs, reason, cases, note_missing?}]
+    flags:      {id: expression | {when, description?}}
+    summary:    {key: expression | {cases: [...]}}
+
+A decision's cases are tried in order and the first whose ``when`` holds
+gives the outputs and the reason; a case with ``worst:`` instead takes the
+highest grade among its criteria that hold and names every one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carscore.errors import RuleError, RuleErrors
+from carscore.expr import ExprSyntaxError, Node, parse, parse_template
+from carscore.yamlsafe import LDict, LList, LStr, load_yaml, where
+
+IDENT_PATTERN = "lower-case letters, digits and '_', starting with a letter"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An expression or text in a rule file, with its position."""
+
+    text: str
+    file: str
+    line: int
+    col: int
+    quote: int = 0
+
+    def error(self, message: str, offset: int = 0) -> RuleError:
+        line, col = self.line, self.col + self.quote + offset
+        before = self.text[:offset]
+        if "\n" in before:
+            line += before.count("\n")
+            col = len(before) - before.rfind("\n")
+        return RuleError(message, self.file, line, col)
+
+
+@dataclass(frozen=True)
+class Expression:
+    source: Source
+    node: Node
+
+
+@dataclass(frozen=True)
+class Template:
+    source: Source
+    parts: tuple[tuple[str, Node | None, int], ...]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    value: Any
+    citation: str
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One line of a worst-of table: a grade and when it applies."""
+
+    value: Any
+    when: Expression
+    reason: Template | None
+
+
+@dataclass(frozen=True)
+class Case:
+    when: Expression | None
+    then: dict[str, Any]
+    reason: Template | None
+    worst: tuple[Criterion, ...] = ()
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    outputs: tuple[str, ...]
+    reason_key: str | None
+    cases: tuple[Case, ...]
+    note_missing: tuple[tuple[str, ...], ...] = ()
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Flag:
+    id: str
+    when: Expression
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    key: str
+    value: Expression | None = None
+    decision: Decision | None = None
+
+
+@dataclass
+class RuleSet:
+    id: str
+    title: str
+    version: str
+    citation: str
+    file: str
+    description: str = ""
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    lets: dict[str, Expression] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    flags: dict[str, Flag] = field(default_factory=dict)
+    summary: dict[str, Summary] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [o for d in self.decisions for o in d.outputs]
+
+
+# --- building from located YAML ---------------------------------------------
+
+
+class _Reader:
+    def __init__(self, file: str):
+        self.file = file
+        self.errors: list[RuleError] = []
+
+    def err(self, message: str, at: Any, fallback: Any = None) -> None:
+        file, line, col = where(at, fallback)
+        self.errors.append(RuleError(message, file or self.file, line, col))
+
+    def key_err(self, mapping: LDict, key: str, message: str) -> None:
+        line, col = mapping.key_at.get(key, (mapping.line, mapping.col))
+        self.errors.append(RuleError(message, self.file, line, col))
+
+    def mapping(self, value: Any, what: str, at: Any) -> LDict | None:
+        if not isinstance(value, LDict):
+            self.err(f"{what} must be a mapping of names to values", value, at)
+            return None
+        return value
+
+    def fields(self, mapping: LDict, allowed: set[str], required: set[str], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.key_err(mapping, key, f"unknown field '{key}' in {what} (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(mapping)):
+            self.err(f"{what} is missing the field '{key}'", mapping)
+
+    def text(self, mapping: LDict, key: str, what: str, required: bool = True) -> str:
+        value = mapping.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "version":
+            return str(value)
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.err(f"'{key}' of {what} must be text", value, mapping)
+            return ""
+        return str(value)
+
+    def source(self, value: Any, fallback: Any) -> Source:
+        file, line, col = where(value, fallback)
+        quote = value.quote if isinstance(value, LStr) else 0
+        return Source(str(value), file or self.file, line, col, quote)
+
+    def expression(self, value: Any, fallback: Any, what: str) -> Expression | None:
+        if isinstance(value, bool):
+            value_text = "true" if value else "false"
+        elif isinstance(value, str):
+            value_text = value
+        else:
+            self.err(f"{what} must be a condition written as text", value, fallback)
+            return None
+        src = self.source(value, fallback)
+        src = Source(value_text, src.file, src.line, src.col, src.quote)
+        try:
+            return Expression(src, parse(value_text))
+        except ExprSyntaxError as exc:
+            self.errors.append(src.error(exc.message, exc.offset))
+            return None
+
+    def template(self, value: Any, fallback: Any) -> Template | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.err("a reason must be text", value, fallback)
+            return None
+        src = self.source(value, fallback)
+        try:
+            return Template(src, tuple(parse_template(str(value))))
+        except ExprSyntaxError as exc:
+            self.errors.append(src.error(exc.message, exc.offset))
+            return None
+
+    def identifier(self, name: Any, at: Any, what: str) -> bool:
+        import re
+
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            self.err(f"{what} '{name}' must be {IDENT_PATTERN}", name, at)
+            return False
+        return True
+
+
+def _scalar_ok(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def read_ruleset(path: Path) -> RuleSet:
+    """Load and check one rule file; raise RuleErrors listing every problem found."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleErrors([RuleError(f"cannot read the rule file: {exc}", file)]) from None
+    try:
+        doc = load_yaml(text, file)
+    except RuleError as exc:
+        raise RuleErrors([exc]) from None
+    r = _Reader(file)
+    if not isinstance(doc, LDict):
+        raise RuleErrors([RuleError("a rule file must be a mapping with id, title, version and citation", file, 1, 1)])
+    r.fields(
+        doc,
+        {"id", "title", "version", "citation", "description", "parameters", "let", "decisions", "flags", "summary"},
+        {"id", "title", "version", "citation"},
+        "the rule set",
+    )
+    rs = RuleSet(
+        id=r.text(doc, "id", "the rule set"),
+        title=r.text(doc, "title", "the rule set"),
+        version=r.text(doc, "version", "the rule set"),
+        citation=r.text(doc, "citation", "the rule set"),
+        description=r.text(doc, "description", "the rule set", required=False),
+        file=file,
+    )
+    if "id" in doc:
+        r.identifier(doc["id"], doc, "rule set id")
+
+    params = r.mapping(doc.get("parameters", LDict()), "'parameters'", doc) if "parameters" in doc else None
+    for name, spec in (params or {}).items():
+        if not r.identifier(name, spec, "parameter name"):
+            continue
+        if not isinstance(spec, LDict):
+            r.key_err(params, name, f"parameter '{name}' needs 'value' and 'citation'")
+            continue
+        r.fields(spec, {"value", "citation", "unit", "description"}, {"value", "citation"}, f"parameter '{name}'")
+        value = spec.get("value")
+        if not _scalar_ok(value) or value is None:
+            r.err(f"parameter '{name}' must have a number, text or true/false as its value", value, spec)
+        rs.parameters[name] = Parameter(
+            name,
+            value,
+            r.text(spec, "citation", f"parameter '{name}'"),
+            r.text(spec, "unit", f"parameter '{name}'", required=False),
+            r.text(spec, "description", f"parameter '{name}'", required=False),
+        )
+
+    lets = r.mapping(doc["let"], "'let'", doc) if "let" in doc else None
+    for name, value in (lets or {}).items():
+        if r.identifier(name, value, "name"):
+            expr = r.expression(value, lets, f"'{name}'")
+            if expr:
+                rs.lets[name] = expr
+
+    decisions = doc.get("decisions")
+    if decisions is not None and not isinstance(decisions, LList):
+        r.err("'decisions' must be a list", decisions, doc)
+    for item in decisions or []:
+        d = _read_decision(r, item, require_outputs=True)
+        if d:
+            rs.decisions.append(d)
+
+    flags = r.mapping(doc["flags"], "'flags'", doc) if "flags" in doc else None
+    for fid, spec in (flags or {}).items():
+        if not r.identifier(fid, spec, "flag id"):
+            continue
+        description = ""
+        cond = spec
+        if isinstance(spec, LDict):
+            r.fields(spec, {"when", "description"}, {"when"}, f"flag '{fid}'")
+            cond = spec.get("when")
+            description = r.text(spec, "description", f"flag '{fid}'", required=False)
+        expr = r.expression(cond, spec, f"flag '{fid}'")
+        if expr:
+            rs.flags[fid] = Flag(fid, expr, description)
+
+    summary = r.mapping(doc["summary"], "'summary'", doc) if "summary" in doc else None
+    for key, spec in (summary or {}).items():
+        if not r.identifier(key, spec, "summary key"):
+            continue
+        if isinstance(spec, LDict):
+            d = _read_decision(r, spec, require_outputs=False, default_output=key)
+            if d:
+                rs.summary[key] = Summary(key, decision=d)
+        else:
+            expr = r.expression(spec, summary, f"summary '{key}'")
+            if expr:
+                rs.summary[key] = Summary(key, value=expr)
+
+    if r.errors:
+        raise RuleErrors(r.errors)
+    return rs
+
+
+def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output: str = "") -> Decision | None:
+    if not isinstance(item, LDict):
+        r.err("a decision must be a mapping with 'outputs' and 'cases'", item)
+        return None
+    allowed = {"outputs", "reason", "cases", "note_missing"} if require_outputs else {"cases", "reason"}
+    r.fields(item, allowed, {"outputs", "cases"} if require_outputs else {"cases"}, "a decision")
+    outputs: list[str] = []
+    if require_outputs:
+        raw = item.get("outputs")
+        raw = [raw] if isinstance(raw, str) else raw
+        if not isinstance(raw, list) or not raw:
+            r.err("'outputs' must name one or more output columns", item.get("outputs"), item)
+            return None
+        for o in raw:
+            if r.identifier(o, item, "output"):
+                outputs.append(str(o))
+    else:
+        outputs = [default_output]
+    reason_key = item.get("reason")
+    if reason_key is not None and not r.identifier(reason_key, item, "reason key"):
+        reason_key = None
+    notes: list[tuple[str, ...]] = []
+    for note in item.get("note_missing") or []:
+        if isinstance(note, str):
+            notes.append(tuple(part.strip() for part in note.split("|")))
+        else:
+            r.err("'note_missing' lists column names (a|b: either one is enough)", note, item)
+    cases_raw = item.get("cases")
+    if not isinstance(cases_raw, list) or not cases_raw:
+        r.err("'cases' must be a non-empty list", cases_raw, item)
+        return None
+    cases: list[Case] = []
+    for case in cases_raw:
+        c = _read_case(r, case, outputs)
+        if c:
+            cases.append(c)
+    src = r.source(item, item)
+    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src)
+
+
+def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:
+    if isinstance(value, LDict):
+        out = {}
+        for key, v in value.items():
+            if key not in outputs:
+                r.key_err(value, key, f"'{key}' is not one of this decision's outputs ({', '.join(outputs)})")
+            elif not _scalar_ok(v):
+                r.err(f"the value for '{key}' must be a number, text, true/false or null", v, value)
+            else:
+                out[key] = v
+        return out
+    if len(outputs) != 1:
+        r.err(f"'then' must give a value for each output: {', '.join(outputs)}", value, at)
+        return {}
+    if not _scalar_ok(value):
+        r.err("'then' must be a number, text, true/false or null", value, at)
+        return {}
+    return {outputs[0]: value}
+
+
+def _read_case(r: _Reader, case: Any, outputs: list[str]) -> Case | None:
+    if not isinstance(case, LDict):
+        r.err("a case must be a mapping with 'when', 'then' and 'reason'", case)
+        return None
+    r.fields(case, {"when", "then", "reason", "worst"}, set(), "a case")
+    when = r.expression(case["when"], case, "'when'") if "when" in case else None
+    if "when" in case and when is None:
+        return None
+    if ("then" in case) == ("worst" in case):
+        r.err("a case needs either 'then' (its outputs) or 'worst' (a table of criteria)", case)
+        return None
+    then = _read_then(r, case["then"], outputs, case) if "then" in case else {}
+    worst: list[Criterion] = []
+    if "worst" in case:
+        if len(outputs) != 1:
+            r.err("'worst' needs a decision with exactly one output", case["worst"], case)
+            return None
+        items = case["worst"]
+        if not isinstance(items, list) or not items:
+            r.err("'worst' must be a non-empty list of criteria", items, case)
+            return None
+        for crit in items:
+            if not isinstance(crit, LDict):
+                r.err("a criterion must be a mapping with 'then', 'when' and 'reason'", crit, case)
+                continue
+            r.fields(crit, {"then", "when", "reason"}, {"then", "when"}, "a criterion")
+            value = crit.get("then")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                r.err("a criterion's 'then' must be a number (a grade)", value, crit)
+                continue
+            w = r.expression(crit.get("when"), crit, "'when'")
+            if w:
+                worst.append(Criterion(value, w, r.template(crit.get("reason"), crit)))
+    return Case(when, then, r.template(case.get("reason"), case), tuple(worst), r.source(case, case))
+
+
+def read_rules(paths: list[Path]) -> list[RuleSet]:
+    """Read every rule file given (folders: their *.yaml); all problems together."""
+    files: list[Path] = []
+    errors: list[RuleError] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(list(p.glob("*.yaml")) + list(p.glob("*.yml")))
+            if not found:
+                errors.append(RuleError("no rule files (*.yaml) in this folder", str(p)))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            errors.append(RuleError("no such rule file or folder", str(p)))
+    rulesets: list[RuleSet] = []
+    for f in files:
+        try:
+            rulesets.append(read_ruleset(f))
+        except RuleErrors as exc:
+            errors.extend(exc.errors)
+    seen: dict[str, str] = {}
+    for rs in rulesets:
+        if rs.id in seen:
+            errors.append(RuleError(f"rule set id '{rs.id}' is also used by {seen[rs.id]}", rs.file, 1, 1))
+        seen[rs.id] = rs.file
+    if errors:
+        raise RuleErrors(errors)
+    return rulesets
+
+
+def builtin_rules_dir() -> Path:
+    """The rule sets shipped with carscore (inside the installed package, or
+    the checkout's rules/ folder when running from source)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "rules", here.parent / "rules"):
+        if candidate.is_dir():
+            return candidate
+    raise RuleErrors([RuleError("the built-in rules folder is missing from this installation", str(here / "rules"))])

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carscore.assess import assess_intake, load_engine
+from carscore.engine import Engine
+from carscore.intake import read_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return str(value)
+
+
+def rows_to_csv(rows: list[dict[str, Any]], patient_id: str = "CASE") -> str:
+    columns: list[str] = ["patient_id"]
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([patient_id if c == "patient_id" and "patient_id" not in r else cell(r.get(c)) for c in columns])
+    return out.getvalue()
+
+
+@lru_cache(maxsize=64)
+def _engine(overrides_key: tuple) -> Engine:
+    overrides = {rs: dict(params) for rs, params in overrides_key}
+    return load_engine(overrides=overrides or None)
+
+
+def engine_for(overrides: dict[str, dict[str, Any]] | None = None) -> Engine:
+    key = tuple(sorted((rs, tuple(sorted(p.items()))) for rs, p in (overrides or {}).items()))
+    return _engine(key)
+
+
+def assess_rows(rows: list[dict[str, Any]], overrides: dict | None = None):
+    intake = read_text(rows_to_csv(rows), "case.csv")
+    return assess_intake(intake, engine_for(overrides))
+
+
+@pytest.fixture
+def assess():
+    return assess_rows
