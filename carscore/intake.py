@@ -10,6 +10,7 @@ other courses in the same file and in other files still are.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,13 +138,16 @@ def _problems_from(df: pl.DataFrame, mask: str, raw: str, names: list[str], colu
                                      f"with the same problem", 0, column))
 
 
-def read_sources(sources: list[_Source], contract: Contract | None = None) -> Intake:
+def read_sources(sources: list[_Source], contract: Contract | None = None,
+                 on_file: Callable[[], None] | None = None) -> Intake:
     contract = contract or load_contract()
     problems: list[InputProblem] = []
     notes: list[str] = []
     frames = []
     for i, src in enumerate(sources):
         frame = _read_one(src, i, problems)
+        if on_file is not None:
+            on_file()
         if frame is not None:
             unknown = [c for c in frame.columns if c not in contract.columns and not c.startswith("_")]
             if unknown:
@@ -169,8 +173,8 @@ def read_sources(sources: list[_Source], contract: Contract | None = None) -> In
         masks.append(bad.fill_null(False).alias(f"_bad_{name}"))
         messages[f"_bad_{name}"] = (name, message)
     parsed = raw.with_columns(typed).with_columns(masks)
-    parsed = parsed.with_columns(_bad_day=pl.col(f"_v_{DAY}").is_null() & ~pl.col(f"_bad_{DAY}"))
-    messages["_bad_day"] = (DAY, "day is blank: every row needs its day since infusion")
+    parsed = parsed.with_columns(_blank_day=pl.col(f"_v_{DAY}").is_null() & ~pl.col(f"_bad_{DAY}"))
+    messages["_blank_day"] = (DAY, "day is blank: every row needs its day since infusion")
     if "patient_id" in raw.columns:
         parsed = parsed.with_columns(_bad_pid=pl.col("_v_patient_id").is_null())
         messages["_bad_pid"] = ("patient_id", "patient_id is blank")

@@ -1,0 +1,418 @@
+"""Rich terminal rendering of assessments, cohorts and rule sets.
+
+Colour follows severity; NO_COLOR (and a non-terminal stdout) gives plain
+text. Data goes to stdout, messages to stderr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from carscore import report
+from carscore.ruleset import RuleSet
+
+GRADE_STYLES = {0: "green", 1: "yellow", 2: "dark_orange", 3: "red", 4: "bold red", 5: "bold white on red"}
+CLASS_STYLES = {
+    "CNS-1": "green", "CNS-2": "yellow", "CNS-3": "red",
+    "CR": "green", "CRi": "cyan", "NR": "red", "relapse": "bold red",
+}
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def error_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _console(output: Path | None) -> tuple[Console, Any]:
+    if output is None:
+        return Console(highlight=False), None
+    handle = output.open("w", encoding="utf-8")
+    return Console(file=handle, highlight=False, no_color=True, width=160), handle
+
+
+def _grade(value: Any) -> Text:
+    if value is None:
+        return Text("–", style="dim")
+    return Text(str(value), style=GRADE_STYLES.get(int(value), ""))
+
+
+def _class(value: Any) -> Text:
+    if value is None:
+        return Text("–", style="dim")
+    style = CLASS_STYLES.get(str(value), CLASS_STYLES.get(str(value)[:5], ""))
+    return Text(str(value), style=style)
+
+
+def _bool(value: Any) -> Text:
+    if value is None:
+        return Text("–", style="dim")
+    return Text("neg" if value else "pos", style="green" if value else "yellow")
+
+
+def _day_or_dash(v: Any) -> str:
+    return "–" if v is None else str(v)
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:.3g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def sparkline(points: list[tuple[int, float]], threshold: float | None) -> Text:
+    """CAR copies on a log scale, one character per measurement; red below the threshold."""
+    text = Text()
+    if not points:
+        return text
+    logs = [math.log10(max(v, 1.0)) for _, v in points]
+    low, high = min(logs), max(logs)
+    span = (high - low) or 1.0
+    for (_, value), lv in zip(points, logs):
+        ch = SPARK[min(len(SPARK) - 1, int((lv - low) / span * (len(SPARK) - 1)))]
+        below = threshold is not None and value < threshold
+        text.append(ch, style="red" if below else "cyan")
+    return text
+
+
+def _reasons(day: dict[str, Any]) -> Text:
+    text = Text()
+    labels = {"crs": "CRS", "icans": "ICANS", "cns": "CNS", "bm": "marrow", "mrd": "MRD"}
+    first = True
+    for key, value in day["reasons"].items():
+        if not value or (key in ("crs", "icans") and _is_quiet(key, day)):
+            continue
+        if not first:
+            text.append("\n")
+        text.append(f"{labels.get(key, key)}: ", style="bold")
+        text.append(value)
+        first = False
+    return text
+
+
+def _is_quiet(key: str, day: dict[str, Any]) -> bool:
+    """Grade 0 days without anything notable: the table already says 0."""
+    grade = day.get(f"{key}_grade")
+    reason = day["reasons"].get(key) or ""
+    return grade == 0 and reason.startswith(("no fever, hypotension", "no ICANS"))
+
+
+def render_grade(a: Any, output: Path | None = None) -> None:
+    console, handle = _console(output)
+    try:
+        days_by_course = report.day_rows(a)
+        summaries = report.summary_rows(a)
+        if not summaries:
+            console.print("No course could be assessed.", style="bold red")
+        for s in summaries:
+            days = days_by_course.get(s["_course"], [])
+            console.print(_course_table(s, days))
+            console.print(_summary_panel(s, days, a, s["_course"]))
+    finally:
+        if handle:
+            handle.close()
+
+
+def _course_table(s: dict[str, Any], days: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title=f"{s['patient_id']} · infusion {s['infusion']}  ({s['file']})",
+        title_justify="left",
+        box=box.SIMPLE_HEAVY,
+        show_lines=False,
+        expand=False,
+    )
+    table.add_column("Day", justify="right")
+    table.add_column("CRS", justify="center")
+    table.add_column("ICANS", justify="center")
+    table.add_column("CNS", justify="center")
+    table.add_column("Marrow", justify="center")
+    table.add_column("MRD", justify="center")
+    table.add_column("Flags")
+    table.add_column("Why", overflow="fold", ratio=1)
+    for d in days:
+        cns = d.get("cns_substatus") or d.get("cns_status")
+        table.add_row(
+            str(d["day"]),
+            _grade(d.get("crs_grade")),
+            _grade(d.get("icans_grade")),
+            _class(cns),
+            _class(d.get("bm_response")),
+            _bool(d.get("mrd_negative")),
+            Text(", ".join(d["flags"]), style="magenta"),
+            _reasons(d),
+        )
+    return table
+
+
+def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course: int) -> Panel:
+    tox = Table.grid(padding=(0, 2))
+    tox.add_column(style="bold")
+    tox.add_column()
+    for name, key in (("CRS", "crs"), ("ICANS", "icans")):
+        mx = s.get(f"{key}_max_grade")
+        line = Text()
+        line.append("max grade ")
+        line.append_text(_grade(mx))
+        if s.get(f"{key}_onset_day") is not None:
+            line.append(f"  onset day {s[f'{key}_onset_day']}, last day {s[f'{key}_last_day']}, {s[f'{key}_days']} day(s)")
+        tox.add_row(name, line)
+    tox.add_row("Treatment", f"tocilizumab from day {_day_or_dash(s.get('tocilizumab_first_day'))}, "
+                             f"corticosteroids from day {_day_or_dash(s.get('corticosteroids_first_day'))}")
+    resp = Table.grid(padding=(0, 2))
+    resp.add_column(style="bold")
+    resp.add_column()
+    best = Text()
+    best.append_text(_class(s.get("best_bm_response")))
+    if s.get("mrd_negative_remission"):
+        best.append(", MRD-negative", style="green")
+    if s.get("bm_relapse_day") is not None:
+        best.append(f"; marrow relapse day {s['bm_relapse_day']}", style="bold red")
+    resp.add_row("Marrow", best)
+    cns = Text()
+    cns.append("baseline ")
+    cns.append_text(_class(s.get("cns_status_baseline")))
+    if s.get("cns_remission_day") is not None:
+        cns.append(f"; CNS remission day {s['cns_remission_day']}", style="green")
+    if s.get("cns_relapse_day") is not None:
+        cns.append(f"; CNS relapse day {s['cns_relapse_day']}", style="bold red")
+    resp.add_row("CNS", cns)
+    resp.add_row("Kinetics", _kinetics_line(s, a, course))
+    if s.get("b_cell_recovery_day") is not None:
+        resp.add_row("B cells", f"recovery (≥ 1 %) on day {s['b_cell_recovery_day']}")
+    if s.get("icaht_early_grade") is not None:
+        resp.add_row("ICAHT", f"early grade {s['icaht_early_grade']}")
+    timeline = _assessment_timeline(days, a, course)
+    flags = _flag_days(days)
+    parts: list[Any] = [tox, Text(""), resp]
+    if timeline is not None:
+        parts += [Text(""), timeline]
+    if flags:
+        parts += [Text(""), flags]
+    return Panel(Group(*parts), title="Course summary", title_align="left", expand=False)
+
+
+def _kinetics_line(s: dict[str, Any], a: Any, course: int) -> Text:
+    text = Text()
+    if s.get("car_cmax") is None:
+        return Text("no CAR copies recorded", style="dim")
+    text.append(f"Cmax {_num(s['car_cmax'])} copies/µg on day {s['car_tmax_day']}, "
+                f"AUC0-28 {_num(s.get('car_auc_0_28'))}, last ≥ threshold day {_day_or_dash(s.get('car_last_detected_day'))}")
+    if s.get("car_loss_day") is not None:
+        text.append(f", loss day {s['car_loss_day']}", style="bold red")
+    points = _car_points(a, course)
+    if points:
+        text.append("\n")
+        text.append(f"day {points[0][0]} ")
+        text.append_text(sparkline(points, _car_threshold(a)))
+        text.append(f" day {points[-1][0]} (log scale; red = below threshold)")
+    return text
+
+
+def _car_threshold(a: Any) -> float | None:
+    for rs in a.rulesets:
+        p = rs.parameters.get("car_copies_negative_below")
+        if p is not None:
+            return float(p.value)
+    return None
+
+
+def _car_points(a: Any, course: int) -> list[tuple[int, float]]:
+    import polars as pl
+
+    from carscore.compile import COURSE
+
+    frame = a.days.filter((pl.col(COURSE) == course) & pl.col("car_copies").is_not_null() & (pl.col("day") > 0))
+    return list(frame.select("day", "car_copies").iter_rows())
+
+
+def _assessment_timeline(days: list[dict[str, Any]], a: Any, key: int) -> Table | None:
+    import polars as pl
+
+    from carscore.compile import COURSE
+
+    cols = ["day", "bm_blasts_pct", "bm_mrd_pct", "pb_blasts_pct", "csf_wbc", "csf_rbc", "csf_blasts"]
+    frame = a.days.filter(pl.col(COURSE) == key).filter(
+        pl.any_horizontal([pl.col(c).is_not_null() for c in cols[1:]])
+        | pl.any_horizontal([pl.col(c).fill_null(False) for c in ("cranial_nerve_palsy", "cns_imaging_positive")])
+    )
+    if frame.height == 0:
+        return None
+    by_day = {d["day"]: d for d in days}
+    t = Table(title="Disease assessments", title_justify="left", box=box.MINIMAL, padding=(0, 1))
+    for name in ("Day", "Marrow blasts %", "MRD %", "Blood blasts %", "CSF WBC/µL", "CSF RBC/µL", "Cytospin",
+                 "CNS", "Marrow", "MRD"):
+        t.add_column(name, justify="right" if name != "Cytospin" else "center")
+    for row in frame.select(cols).iter_rows(named=True):
+        d = by_day.get(row["day"], {})
+        blasts = row["csf_blasts"]
+        t.add_row(
+            str(row["day"]), _num(row["bm_blasts_pct"]), _num(row["bm_mrd_pct"]), _num(row["pb_blasts_pct"]),
+            _num(row["csf_wbc"]), _num(row["csf_rbc"]), "–" if blasts is None else ("blasts" if blasts else "clear"),
+            _class(d.get("cns_substatus") or d.get("cns_status")), _class(d.get("bm_response")), _bool(d.get("mrd_negative")),
+        )
+    return t
+
+
+def _flag_days(days: list[dict[str, Any]]) -> Text | None:
+    seen: dict[str, list[int]] = {}
+    for d in days:
+        for f in d["flags"]:
+            seen.setdefault(f, []).append(d["day"])
+    if not seen:
+        return None
+    text = Text()
+    text.append("Flags\n", style="bold")
+    for f, ds in seen.items():
+        text.append(f"  {f}", style="magenta")
+        text.append(f": day {_ranges(ds)}\n")
+    text.rstrip()
+    return text
+
+
+def _ranges(ds: list[int]) -> str:
+    parts, start, prev = [], ds[0], ds[0]
+    for d in ds[1:] + [None]:  # type: ignore[list-item]
+        if d is not None and d == prev + 1:
+            prev = d
+            continue
+        parts.append(str(start) if start == prev else f"{start}–{prev}")
+        if d is not None:
+            start = prev = d
+    return ", ".join(parts)
+
+
+def render_cohort(a: Any, stats: dict[str, Any], output: Path | None = None) -> None:
+    console, handle = _console(output)
+    try:
+        rows = report.summary_rows(a)
+        t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
+        for name in ("Patient", "Inf.", "CRS max", "CRS onset", "ICANS max", "Toci day", "Best marrow",
+                     "MRD-neg", "CNS base", "CNS remission", "Relapse", "Cmax", "CAR loss"):
+            t.add_column(name)
+        limit = 200
+        for s in rows[:limit]:
+            relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
+            t.add_row(
+                str(s["patient_id"]), str(s["infusion"]), _grade(s.get("crs_max_grade")), _day_or_dash(s.get("crs_onset_day")),
+                _grade(s.get("icans_max_grade")), _day_or_dash(s.get("tocilizumab_first_day")), _class(s.get("best_bm_response")),
+                _bool(True) if s.get("mrd_negative_remission") else Text("–", style="dim"),
+                _class(s.get("cns_status_baseline")), _day_or_dash(s.get("cns_remission_day")),
+                Text(_day_or_dash(relapse), style="red" if relapse is not None else "dim"),
+                _num(s.get("car_cmax")), _day_or_dash(s.get("car_loss_day")),
+            )
+        if len(rows) > limit:
+            t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
+        console.print(t)
+        console.print(cohort_table(stats))
+    finally:
+        if handle:
+            handle.close()
+
+
+COHORT_LABELS = {
+    "orr": "Overall marrow response (CR + CRi)",
+    "cr": "Complete remission (CR)",
+    "mrd_negative_remission": "MRD-negative remission",
+    "cns_remission": "CNS remission (CNS-2/3 at baseline)",
+    "relapse": "Relapse, marrow or CNS (among responders)",
+    "crs_any": "CRS, any grade",
+    "crs_grade3plus": "CRS, grade ≥ 3",
+    "icans_any": "ICANS, any grade",
+    "icans_grade3plus": "ICANS, grade ≥ 3",
+}
+
+
+def cohort_table(stats: dict[str, Any]) -> Table:
+    level = round(stats.get("confidence", 0.95) * 100)
+    t = Table(title=f"Cohort outcomes (N = {stats['n_patients']})", title_justify="left", box=box.SIMPLE_HEAVY)
+    t.add_column("Outcome")
+    t.add_column("n/N", justify="right")
+    t.add_column("%", justify="right")
+    t.add_column(f"{level} % CI (Wilson)", justify="right")
+    for key, label in COHORT_LABELS.items():
+        r = stats[key]
+        pct = "–" if r["rate"] is None else f"{100 * r['rate']:.1f}"
+        ci = "–" if r["ci_low"] is None else f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}"
+        t.add_row(label, f"{r['count']}/{r['n']}", pct, ci)
+    for tox in ("crs", "icans"):
+        dist = stats[f"{tox}_grades"]
+        t.add_row(f"{tox.upper()} maximum grade 0/1/2/3/4/5", "/".join(str(dist[str(g)]) for g in range(6)), "", "")
+        onset, dur = stats[f"{tox}_onset_day"], stats[f"{tox}_days"]
+        if onset["n"]:
+            t.add_row(f"{tox.upper()} onset day, median (range)", "", f"{onset['median']:g}", f"{onset['min']}–{onset['max']}")
+            t.add_row(f"{tox.upper()} days, median (range)", "", f"{dur['median']:g}", f"{dur['min']}–{dur['max']}")
+    return t
+
+
+def render_rules_list(rulesets: list[RuleSet]) -> None:
+    t = Table(box=box.SIMPLE_HEAVY)
+    for name in ("Id", "Version", "Title", "Outputs", "File"):
+        t.add_column(name)
+    for rs in rulesets:
+        outs = ", ".join(rs.outputs + list(rs.flags) + list(rs.summary)[:3] + (["…"] if len(rs.summary) > 3 else []))
+        t.add_row(rs.id, rs.version, rs.title, outs, rs.file)
+    Console(highlight=False).print(t)
+
+
+def render_ruleset(rs: RuleSet) -> None:
+    console = Console(highlight=False)
+    console.print(Text(f"{rs.id} {rs.version}: {rs.title}", style="bold"))
+    console.print(Text(rs.citation))
+    if rs.description:
+        console.print(Text(rs.description, style="italic"))
+    p = Table(title="Parameters", title_justify="left", box=box.SIMPLE_HEAVY)
+    for name in ("Name", "Value", "Unit", "Source"):
+        p.add_column(name, overflow="fold")
+    for param in rs.parameters.values():
+        p.add_row(param.name, str(param.value), param.unit, param.citation)
+    console.print(p)
+    for d in rs.decisions:
+        t = Table(title=f"Decides {', '.join(d.outputs)} (first matching case)", title_justify="left", box=box.SIMPLE)
+        t.add_column("When", overflow="fold")
+        t.add_column("Then")
+        t.add_column("Reason", overflow="fold")
+        for case in d.cases:
+            when = case.when.source.text if case.when else "otherwise"
+            if case.worst:
+                t.add_row(when, "worst of:", "")
+                for crit in case.worst:
+                    t.add_row("  " + crit.when.source.text, str(crit.value), crit.reason.source.text if crit.reason else "")
+            else:
+                then = ", ".join(f"{k}={v}" for k, v in case.then.items())
+                t.add_row(when, then, case.reason.source.text if case.reason else "")
+        console.print(t)
+    if rs.flags:
+        f = Table(title="Flags", title_justify="left", box=box.SIMPLE)
+        f.add_column("Id")
+        f.add_column("When", overflow="fold")
+        for flag in rs.flags.values():
+            f.add_row(flag.id, flag.when.source.text)
+        console.print(f)
+    if rs.summary:
+        s = Table(title="Course summary", title_justify="left", box=box.SIMPLE)
+        s.add_column("Key")
+        s.add_column("Value", overflow="fold")
+        for key, item in rs.summary.items():
+            s.add_row(key, item.value.source.text if item.value else "cases (see file)")
+        console.print(s)
+
+
+@contextmanager
+def file_progress(total: int) -> Iterator[Callable[[], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=error_console(),
+                  transient=True) as progress:
+        task = progress.add_task("files", total=total)
+        yield lambda: progress.advance(task)
