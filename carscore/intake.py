@@ -224,6 +224,8 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
             assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode())
         )
     days = _merge_days(typed_df.drop("_row_bad"), contract)
+    order = {n: i for i, n in enumerate(names)}
+    problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
     return Intake(days, courses, problems, notes, len(sources))
 
 
