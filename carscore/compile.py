@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from carscore.expr import (
@@ -64,6 +65,41 @@ Resolver = Callable[[str], Symbol | None]
 
 def _course(expr: pl.Expr) -> pl.Expr:
     return expr.over(COURSE)
+
+
+# The table is sorted by course, then day. Timeline functions therefore run as
+# plain whole-column operations, cut where one course ends and the next begins,
+# which is far cheaper than per-course windows for chained operations.
+
+
+def course_start() -> pl.Expr:
+    """True on the first row of each course."""
+    c = pl.col(COURSE)
+    return (c != c.shift(1)).fill_null(True)
+
+
+def course_cum_sum(counts: pl.Expr, restart: pl.Expr | None = None) -> pl.Expr:
+    """Running sum within each course (and within segments that start where
+    ``restart`` holds)."""
+    starts = course_start() if restart is None else course_start() | restart
+    total = counts.cum_sum()
+    base = pl.when(starts).then(total - counts).forward_fill()
+    return total - base
+
+
+def course_shift(e: pl.Expr) -> pl.Expr:
+    """The previous row's value within the course."""
+    return pl.when(course_start()).then(None).otherwise(e.shift(1))
+
+
+def course_forward_fill(e: pl.Expr) -> pl.Expr:
+    owner = pl.when(e.is_not_null()).then(pl.col(COURSE)).forward_fill()
+    return pl.when(owner == pl.col(COURSE)).then(e.forward_fill())
+
+
+def course_backward_fill(e: pl.Expr) -> pl.Expr:
+    owner = pl.when(e.is_not_null()).then(pl.col(COURSE)).backward_fill()
+    return pl.when(owner == pl.col(COURSE)).then(e.backward_fill())
 
 
 def _flag(e: pl.Expr) -> pl.Expr:
@@ -297,13 +333,13 @@ def _yes(c: Compiler, n: Call) -> Compiled:
 @function("ever", (1, 1), "the condition held on this day or an earlier day of the course")
 def _ever(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
-    return Compiled(_course(_flag(x.expr).cum_sum()) > 0, BOOL, "day")
+    return Compiled(course_cum_sum(_flag(x.expr)) > 0, BOOL, "day")
 
 
 @function("ever_before", (1, 1), "the condition held on an earlier day of the course")
 def _ever_before(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
-    return Compiled(_course(_flag(x.expr).cum_sum()) - _flag(x.expr) > 0, BOOL, "day")
+    return Compiled(course_cum_sum(_flag(x.expr)) - _flag(x.expr) > 0, BOOL, "day")
 
 
 @function(
@@ -314,33 +350,31 @@ def _ever_before(c: Compiler, n: Call) -> Compiled:
 )
 def _ever_since(c: Compiler, n: Call) -> Compiled:
     x, reset = c.arg(n, 0, BOOL), c.arg(n, 1, BOOL)
-    segment = _course(_flag(reset.expr).cum_sum())
-    return Compiled(_flag(x.expr).cum_sum().over([pl.col(COURSE), segment]) > 0, BOOL, "day")
+    return Compiled(course_cum_sum(_flag(x.expr), reset.expr.fill_null(False)) > 0, BOOL, "day")
 
 
 @function("is_first", (1, 1), "the first day of the course on which the condition holds")
 def _is_first(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
     held = x.expr.fill_null(False)
-    return Compiled(held & (_course(_flag(x.expr).cum_sum()) == 1), BOOL, "day")
+    return Compiled(held & (course_cum_sum(_flag(x.expr)) == 1), BOOL, "day")
 
 
 @function("consecutive_days", (1, 1), "how many days in a row, up to this one, the condition has held")
 def _consecutive(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
     held = _flag(x.expr)
-    run = _course((1 - held).cum_sum())
-    return Compiled(held.cum_sum().over([pl.col(COURSE), run]), NUM, "day")
+    return Compiled(course_cum_sum(held, held == 0), NUM, "day")
 
 
 def nearest_parts(x: pl.Expr, window: float) -> tuple[pl.Expr, pl.Expr]:
     """Value of x on this day, else on the nearest day within +/- window days
     (the earlier day on a tie), and the day it came from."""
     measured_day = pl.when(x.is_not_null()).then(_day())
-    prev_day = _course(measured_day.forward_fill())
-    next_day = _course(measured_day.backward_fill())
-    prev_val = _course(x.forward_fill())
-    next_val = _course(x.backward_fill())
+    prev_day = course_forward_fill(measured_day)
+    next_day = course_backward_fill(measured_day)
+    prev_val = course_forward_fill(x)
+    next_val = course_backward_fill(x)
     before = _day() - prev_day
     after = next_day - _day()
     use_prev = (before <= window) & (after.is_null() | (before <= after))
@@ -367,7 +401,7 @@ def _nearest_day(c: Compiler, n: Call) -> Compiled:
 @function("previous", (1, 1), "the last value recorded on an earlier day of the course")
 def _previous(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0)
-    return Compiled(_course(x.expr.shift(1).forward_fill()), x.type, "day", x.values)
+    return Compiled(course_forward_fill(course_shift(x.expr)), x.type, "day", x.values)
 
 
 # -- course aggregates (one value per course, given to every day) --
@@ -418,7 +452,7 @@ def _last_day(c: Compiler, n: Call) -> Compiled:
 def _value_on(x: Compiled, where: pl.Expr, pick: str) -> pl.Expr:
     held = where & x.expr.is_not_null()
     chosen_day = _course(pl.when(held).then(_day()).min() if pick == "first" else pl.when(held).then(_day()).max())
-    return _course(pl.when(held & (_day() == chosen_day)).then(x.expr).drop_nulls().first())
+    return _course(pl.when(held & (_day() == chosen_day)).then(x.expr).max())
 
 
 @function("first", (1, 2), "first(x [, where]): x on the first day it was recorded (where the condition holds)")
@@ -477,26 +511,74 @@ def _auc(c: Compiler, n: Call) -> Compiled:
     return Compiled(auc_expr(x.expr.cast(pl.Float64), start, end), NUM, "course")
 
 
+def _course_index(course: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense 0..k-1 index of each row's course (rows sorted by course)."""
+    if len(course) == 0:
+        return course.astype(np.int64), 0
+    change = np.r_[True, course[1:] != course[:-1]]
+    index = np.cumsum(change) - 1
+    return index, int(index[-1]) + 1
+
+
+def _per_row(values: np.ndarray, defined: np.ndarray, index: np.ndarray) -> pl.Series:
+    out = np.where(defined[index], values[index], np.nan)
+    return pl.Series(out, dtype=pl.Float64).fill_nan(None)
+
+
+def auc_series(course: np.ndarray, day: np.ndarray, x: np.ndarray, start: float, end: float) -> pl.Series:
+    """Linear-up/log-down AUC from ``start`` to ``end`` for every course, given
+    to each of its rows. Rows are sorted by course and day; x is NaN when not
+    measured. The start level is 0 when not measured; the end level is
+    interpolated (log-linear when falling, linear when rising); NaN (null)
+    when nothing was measured on or after ``end``."""
+    index, k = _course_index(course)
+    measured = ~np.isnan(x) & (day >= start)
+    m = np.flatnonzero(measured)
+    cm, t2, c2 = index[m], day[m], x[m]
+    same = np.r_[False, cm[1:] == cm[:-1]] if len(m) else np.zeros(0, bool)
+    t1 = np.where(same, np.r_[np.nan, t2[:-1]] if len(m) else t2, start)
+    c1 = np.where(same, np.r_[np.nan, c2[:-1]] if len(m) else c2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        falling = (c2 < c1) & (c2 > 0)
+        frac = (end - t1) / (t2 - t1)
+        c_end = np.where(falling, c1 * np.power(np.where(c1 > 0, c2 / c1, 1.0), frac), c1 + (c2 - c1) * frac)
+        past_end = t2 > end
+        t2c = np.where(past_end, end, t2)
+        c2c = np.where(past_end, c_end, c2)
+        dt = t2c - t1
+        log_area = (c1 - c2c) * dt / np.log(c1 / c2c)
+        lin_area = (c1 + c2c) / 2 * dt
+        area = np.where(falling & (c1 != c2c), log_area, lin_area)
+    area = np.where((t1 < end) & (dt > 0), area, 0.0)
+    total = np.bincount(cm, weights=area, minlength=k)
+    reached = np.zeros(k, dtype=bool)
+    reached[cm[t2 >= end]] = True
+    return _per_row(total, reached, index)
+
+
 def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
-    day = _day().cast(pl.Float64)
-    measured = x.is_not_null() & (day >= start)
-    t2, c2 = day, x
-    # previous measured point; the course's first segment starts at (start, 0)
-    t1 = _course(pl.when(measured).then(day).shift(1).forward_fill()).fill_null(start)
-    c1 = _course(pl.when(measured).then(x).shift(1).forward_fill()).fill_null(0.0)
-    falling = (c2 < c1) & (c2 > 0)
-    frac = (end - t1) / (t2 - t1)
-    c_end = pl.when(falling).then(c1 * (c2 / c1) ** frac).otherwise(c1 + (c2 - c1) * frac)
-    past_end = t2 > end
-    t2c = pl.when(past_end).then(pl.lit(end)).otherwise(t2)
-    c2c = pl.when(past_end).then(c_end).otherwise(c2)
-    dt = t2c - t1
-    log_area = (c1 - c2c) * dt / (c1 / c2c).log()
-    lin_area = (c1 + c2c) / 2 * dt
-    area = pl.when(falling & (c1 != c2c)).then(log_area).otherwise(lin_area)
-    area = pl.when(measured & (t1 < end) & (dt > 0)).then(area).otherwise(0.0)
-    reached_end = _course(pl.when(measured).then(day).max()) >= end
-    return pl.when(reached_end).then(_course(area.sum()))
+    def run(s: pl.Series) -> pl.Series:
+        course = s.struct.field("c").to_numpy()
+        day = s.struct.field("d").cast(pl.Float64).to_numpy()
+        values = s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy()
+        return auc_series(course, day, values, start, end)
+
+    return pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), x.alias("x")).map_batches(
+        run, return_dtype=pl.Float64
+    )
+
+
+def duration_series(course: np.ndarray, day: np.ndarray, held: np.ndarray, bridge: float) -> pl.Series:
+    """Days on which a condition holds per course, adding interruptions shorter
+    than ``bridge`` days between two such days."""
+    index, k = _course_index(course)
+    h = np.flatnonzero(held)
+    ch, dh = index[h], day[h]
+    same = np.r_[False, ch[1:] == ch[:-1]] if len(h) else np.zeros(0, bool)
+    gap = np.where(same, dh - np.r_[np.nan, dh[:-1]] - 1 if len(h) else dh, 0)
+    bridged = np.where((gap > 0) & (gap < bridge), gap, 0)
+    total = np.bincount(ch, weights=1 + bridged, minlength=k)
+    return _per_row(total, np.ones(k, dtype=bool), index)
 
 
 @function(
@@ -512,8 +594,16 @@ def _duration(c: Compiler, n: Call) -> Compiled:
     bridge = c.constant_arg(n, 3)
     inside = (_day() >= start) & (_day() <= end)
     held = x.expr.fill_null(False) & inside
-    held_day = pl.when(held).then(_day())
-    gap = _day() - _course(held_day.shift(1).forward_fill()) - 1
-    bridged = pl.when(gap.is_not_null() & (gap > 0) & (gap < bridge)).then(gap).otherwise(0)
-    days = pl.when(held).then(1 + bridged).otherwise(0)
-    return Compiled(_course(days.sum()), NUM, "course")
+
+    def run(series: pl.Series) -> pl.Series:
+        return duration_series(
+            series.struct.field("c").to_numpy(),
+            series.struct.field("d").cast(pl.Float64).to_numpy(),
+            series.struct.field("h").to_numpy(),
+            float(bridge),  # type: ignore[arg-type]
+        )
+
+    expr = pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), held.alias("h")).map_batches(
+        run, return_dtype=pl.Float64
+    )
+    return Compiled(expr, NUM, "course")

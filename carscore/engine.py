@@ -65,6 +65,18 @@ class Output:
     type: str
 
 
+@dataclass(frozen=True)
+class ReasonPass:
+    """How to word one decision's reasons: computed after grading, and only on
+    the rows whose chosen case has a reason (most CSF and marrow days have
+    none), so that wording never slows down grading."""
+
+    key: str
+    case_column: str
+    cases_with_reason: tuple[int, ...]
+    expr: pl.Expr
+
+
 @dataclass
 class Plan:
     batches: list[list[pl.Expr]]
@@ -72,6 +84,7 @@ class Plan:
     reason_keys: list[str]
     flags: list[str]
     summary_keys: list[str]
+    reasons: list[ReasonPass] = field(default_factory=list)
 
 
 class Engine:
@@ -153,6 +166,7 @@ class Engine:
                     d.deps.add(global_names[ref])
 
         order = _topological(defs)
+        self._reason_passes: list[ReasonPass] = []
         symbols: dict[str, Symbol] = {}  # definition-qualified names
         depth: dict[str, int] = {}
         batches: dict[int, list[pl.Expr]] = {}
@@ -199,7 +213,8 @@ class Engine:
                 summary_keys.append(d.name)
         if errors:
             raise RuleErrors(errors)
-        return Plan([batches[k] for k in sorted(batches)], outputs, reason_keys, flags, summary_keys)
+        return Plan([batches[k] for k in sorted(batches)], outputs, reason_keys, flags, summary_keys,
+                    self._reason_passes)
 
     def _compile_definition(self, d: _Definition, c: Compiler, symbols: dict[str, Symbol]) -> list[pl.Expr]:
         rs = d.ruleset
@@ -228,28 +243,56 @@ class Engine:
                     )
                 symbols[d.name] = Symbol(pl.col(d.name), out.type, "course", out.values)
                 return [out.expr.alias(d.name)]
-            exprs, types, level = _compile_decision(s.decision, c, symbols_out := {})
+            exprs, types, level = _compile_decision(s.decision, c, symbols_out := {}, [])
             if level != "course":
                 raise RuleError("a summary's cases must use course-level values only", *_pos(s.decision.source))
             symbols[d.name] = replace(symbols_out[d.name], level="course")
             return exprs
         dec: Decision = d.payload
-        exprs, _, _ = _compile_decision(dec, c, symbols)
+        exprs, _, _ = _compile_decision(dec, c, symbols, self._reason_passes)
         return exprs
 
     # -- running --
 
-    def assess(self, days: pl.DataFrame) -> pl.DataFrame:
-        """Add every output, reason, flag and summary column to a table of
-        patient-days (one row per course and day, sorted by course and day)."""
+    def assess(self, days: pl.DataFrame, reasons: bool = True) -> pl.DataFrame:
+        """Add every output, flag and summary column (and, unless ``reasons``
+        is false, every reason) to a table of patient-days: one row per course
+        and day, sorted by course then day."""
+        if not _sorted_by_course_and_day(days):
+            days = days.sort([COURSE, DAY])
         lf = days.lazy()
         for batch in self.plan.batches:
             lf = lf.with_columns(batch)
         flag_list = pl.concat_list(
             [pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]
         ).list.drop_nulls() if self.plan.flags else pl.lit([], dtype=pl.List(pl.String))
-        lf = lf.with_columns(flag_list.alias("flags"))
-        return lf.collect()
+        out = lf.with_columns(flag_list.alias("flags")).collect()
+        if reasons:
+            out = self.word_reasons(out)
+        return out
+
+    def word_reasons(self, graded: pl.DataFrame) -> pl.DataFrame:
+        columns = []
+        indexed = graded.lazy().with_row_index("_row")
+        for rp in self.plan.reasons:
+            part = (
+                indexed.filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason)))
+                .select("_row", rp.expr.alias("_text"))
+                .collect()
+            )
+            full = pl.Series(f"_reason_{rp.key}", [None] * graded.height, dtype=pl.String)
+            if part.height:
+                full = full.scatter(part["_row"], part["_text"])
+            columns.append(full)
+        return graded.with_columns(columns) if columns else graded
+
+
+def _sorted_by_course_and_day(days: pl.DataFrame) -> bool:
+    if days.height < 2:
+        return True
+    course, day = pl.col(COURSE), pl.col(DAY)
+    unsorted = (course.diff() < 0) | ((course.diff() == 0) & (day.diff() <= 0))
+    return not days.select(unsorted.any()).item()
 
 
 def _locate(d: _Definition, exc: CompileError) -> RuleError:
@@ -321,17 +364,9 @@ def format_value(c: Compiled) -> pl.Expr:
     e = c.expr
     if c.type == BOOL:
         text = pl.when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
-    elif c.type == NUM:
-        f = e.cast(pl.Float64)
-        whole = f.round(0)
-        text = (
-            pl.when(f == whole)
-            .then(whole.cast(pl.Int64, strict=False).cast(pl.String))
-            .otherwise(f.round_sig_figs(4).cast(pl.String))
-        )
     else:
         text = e.cast(pl.String)
-    return pl.when(e.is_null()).then(pl.lit("not recorded")).otherwise(text)
+    return text.fill_null("not recorded")
 
 
 def _template(c: Compiler, t: Template | None) -> pl.Expr | None:
@@ -367,18 +402,20 @@ def _value_type(values: list[Any]) -> tuple[str, pl.DataType | None]:
 
 
 def _compile_decision(
-    dec: Decision, c: Compiler, symbols: dict[str, Symbol]
+    dec: Decision, c: Compiler, symbols: dict[str, Symbol], reason_passes: list[ReasonPass]
 ) -> tuple[list[pl.Expr], dict[str, str], str]:
     levels: set[str] = set()
     chains: dict[str, Any] = {o: None for o in dec.outputs}
     reason_chain: Any = None
+    case_chain: Any = None
+    cases_with_reason: list[int] = []
     values_seen: dict[str, list[Any]] = {o: [] for o in dec.outputs}
     grade_word = "grade"
 
     def add(chain: Any, cond: pl.Expr, value: pl.Expr) -> Any:
         return pl.when(cond).then(value) if chain is None else chain.when(cond).then(value)
 
-    for case in dec.cases:
+    for case_index, case in enumerate(dec.cases):
         if case.when is not None:
             cw = _compile_in(c, case.when)
             if cw.type not in (BOOL, ANY):
@@ -414,7 +451,10 @@ def _compile_decision(
                 values_seen[o].append(v)
                 chains[o] = add(chains[o], cond, pl.lit(v))
             reason = case_reason if case_reason is not None else pl.lit(None, dtype=pl.String)
-        reason_chain = add(reason_chain, cond, reason)
+        case_chain = add(case_chain, cond, pl.lit(case_index, dtype=pl.Int16))
+        if case.reason is not None or case.worst:
+            cases_with_reason.append(case_index)
+            reason_chain = add(reason_chain, pl.col(f"_case_{dec.reason_key}") == case_index, reason)
 
     exprs: list[pl.Expr] = []
     types: dict[str, str] = {}
@@ -429,10 +469,13 @@ def _compile_decision(
         types[o] = t
         symbols[o] = Symbol(pl.col(o), t, "day")
     if dec.reason_key:
-        reason = reason_chain.otherwise(None)
-        if dec.note_missing:
-            reason = _with_missing_note(reason, dec, decided=exprs[0].is_not_null())
-        exprs.append(reason.alias(f"_reason_{dec.reason_key}"))
+        case_column = f"_case_{dec.reason_key}"
+        exprs.append(case_chain.otherwise(None).alias(case_column))
+        if reason_chain is not None:
+            reason = reason_chain.otherwise(None)
+            if dec.note_missing:
+                reason = _with_missing_note(reason, dec, decided=pl.col(dec.outputs[0]).is_not_null())
+            reason_passes.append(ReasonPass(dec.reason_key, case_column, tuple(cases_with_reason), reason))
     level = "day" if "day" in levels or not levels else "course"
     return exprs, types, level
 

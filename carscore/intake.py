@@ -9,7 +9,6 @@ other courses in the same file and in other files still are.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ def _range_text(col: Column) -> str:
     return f"{col.low:g} to {col.high:g}{unit}"
 
 
-def _read_one(src: _Source, index: int, problems: list[InputProblem]) -> pl.DataFrame | None:
+def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: Contract) -> pl.DataFrame | None:
     data = src.data
     if not data.strip():
         problems.append(InputProblem(src.name, "the file is empty"))
@@ -57,20 +56,27 @@ def _read_one(src: _Source, index: int, problems: list[InputProblem]) -> pl.Data
     if b"\x00" in data[:4096]:
         problems.append(InputProblem(src.name, "not a CSV file (it holds binary data)"))
         return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
-        text = data.decode("utf-8-sig")
+        data.decode("utf-8")
     except UnicodeDecodeError:
+        data = data.decode("latin-1").encode("utf-8")
+    # Clean files take the fast road: numbers parsed by the CSV reader itself.
+    # Any unreadable number sends the file down the text road, where every bad
+    # cell is found and named.
+    header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
+    numeric = {h: pl.Float64 for h in _split_header(header)
+               if (c := contract.columns.get(h.strip().lower())) is not None and c.numeric}
+    frame = None
+    if numeric:
         try:
-            text = data.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-            problems.append(InputProblem(src.name, "not a text CSV file"))
-            return None
+            frame = pl.read_csv(data, infer_schema=False, schema_overrides=numeric, truncate_ragged_lines=False)
+        except Exception:  # noqa: BLE001 - any failure: read again as text
+            frame = None
     try:
-        frame = pl.read_csv(
-            io.StringIO(text),
-            infer_schema=False,
-            truncate_ragged_lines=False,
-        )
+        if frame is None:
+            frame = pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
     except Exception as exc:  # polars raises several error types for malformed CSV
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
@@ -94,6 +100,54 @@ def _read_one(src: _Source, index: int, problems: list[InputProblem]) -> pl.Data
     if "patient_id" not in names:
         extra.append(pl.lit(Path(src.name).stem or src.name).alias("patient_id"))
     return frame.with_columns(extra)
+
+
+def _split_header(line: str) -> list[str]:
+    import csv
+
+    return next(csv.reader([line]), [])
+
+
+def _parse_word(col: Column, word: str) -> tuple[object, bool]:
+    """One distinct cell text of a yes/no, dose or enum column: (value, readable)."""
+    w = word.strip()
+    if not w:
+        return None, True
+    low = w.lower()
+    if col.kind in ("boolean", "dose") and low in _BOOL_WORDS:
+        return _BOOL_WORDS[low], True
+    if col.kind == "boolean":
+        return None, False
+    if col.kind == "dose":
+        try:
+            dose = float(w)
+        except ValueError:
+            return None, False
+        return (dose > 0, True) if dose >= 0 and dose == dose else (None, False)
+    normal = "_".join(low.replace("-", " ").split())
+    return (normal, True) if normal in col.values else (None, False)
+
+
+_WORD_MESSAGES = {
+    "boolean": "is not yes/no (accepted: yes/no, y/n, true/false, 1/0)",
+    "dose": "is neither yes/no nor a dose (a number of 0 or more)",
+}
+
+
+def _parse_words(col: Column, raw: pl.Series) -> tuple[pl.Expr, pl.Expr, str]:
+    """Yes/no, dose and enum columns hold few distinct texts: read each once."""
+    keys, values, bad = [], [], []
+    for word in raw.unique().drop_nulls().to_list():
+        value, readable = _parse_word(col, word)
+        keys.append(word)
+        values.append(value)
+        if not readable:
+            bad.append(word)
+    dtype = pl.Boolean if col.kind in ("boolean", "dose") else pl.String
+    value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype) if keys else pl.lit(
+        None, dtype=dtype)
+    message = _WORD_MESSAGES.get(col.kind, f"is not one of: {', '.join(col.values)}")
+    return value, pl.col(col.name).is_in(bad), message
 
 
 def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
@@ -145,7 +199,7 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
     notes: list[str] = []
     frames = []
     for i, src in enumerate(sources):
-        frame = _read_one(src, i, problems)
+        frame = _read_one(src, i, problems, contract)
         if on_file is not None:
             on_file()
         if frame is not None:
@@ -156,14 +210,23 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
     names = [s.name for s in sources]
     if not frames:
         return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
-    raw = pl.concat(frames, how="diagonal") if len(frames) > 1 else frames[0]
+    raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
     # parse every column: typed value plus a mask of cells that could not be read
     typed, masks, messages = [], [], {}
     for name, col in contract.columns.items():
         if name not in raw.columns:
             continue
-        value, bad, message = _parse_column(col, pl.col(name))
+        if col.kind in ("boolean", "dose", "enum"):
+            value, bad, message = _parse_words(col, raw[name])
+        elif col.numeric and raw.schema[name].is_numeric():
+            number = pl.col(name).cast(pl.Float64)
+            bad, message = ~number.is_finite(), "is not a number"
+            if col.kind == "integer":
+                bad, message = bad | (number != number.round(0)), "is not a whole number"
+            value = number.cast(pl.Int64, strict=False) if col.kind == "integer" else number
+        else:
+            value, bad, message = _parse_column(col, pl.col(name))
         if col.low is not None and col.numeric:
             out_of_range = value.is_not_null() & ((value < col.low) | (value > col.high))
             masks.append(out_of_range.fill_null(False).alias(f"_range_{name}"))
@@ -271,14 +334,16 @@ def _assign_courses(df: pl.DataFrame, names: list[str]) -> tuple[pl.DataFrame, p
 
 def _merge_days(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """Several rows of one course and day become the worst of the day."""
-    # age is given once per patient: share it with every row of the patient
-    df = df.with_columns(
-        pl.coalesce(
-            pl.col("age_years").drop_nulls().first().over(COURSE),
-            pl.col("age_years").drop_nulls().first().over("patient_id"),
-        ).alias("age_years")
+    # age is written once per patient: give every course of the patient the
+    # course's own age, else the age given in another of the patient's courses
+    ages = df.group_by(COURSE).agg(pl.col("patient_id").first(), pl.col("age_years").drop_nulls().first())
+    ages = ages.with_columns(
+        pl.coalesce(pl.col("age_years"), pl.col("age_years").drop_nulls().first().over("patient_id")).alias("_age")
     )
-    if df.select(pl.struct(COURSE, DAY).is_duplicated().any()).item():
+    df = df.drop("age_years").join(ages.select(COURSE, pl.col("_age").alias("age_years")), on=COURSE, how="left")
+    df = df.sort([COURSE, DAY])
+    same_day = (pl.col(COURSE) == pl.col(COURSE).shift(1)) & (pl.col(DAY) == pl.col(DAY).shift(1))
+    if df.select(same_day.any()).item():
         aggs = []
         for name, col in contract.columns.items():
             if name in (DAY,):
@@ -295,8 +360,8 @@ def _merge_days(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
             else:
                 aggs.append(c.drop_nulls().first().alias(name))
         aggs += [pl.col(FILE).first(), pl.col(LINE).min()]
-        df = df.group_by([COURSE, DAY]).agg(aggs)
-    return df.sort([COURSE, DAY])
+        df = df.group_by([COURSE, DAY]).agg(aggs).sort([COURSE, DAY])
+    return df
 
 
 def _empty_days(contract: Contract) -> pl.DataFrame:
