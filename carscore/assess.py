@@ -33,8 +33,10 @@ def load_engine(rules: list[str | Path] | None = None, overrides: dict[str, dict
     return Engine(read_rules(paths), overrides=overrides)
 
 
-def assess_intake(intake: Intake, engine: Engine) -> Assessment:
-    days = engine.assess(intake.days)
+def assess_intake(intake: Intake, engine: Engine, reasons: bool = True) -> Assessment:
+    """Grade every course; ``reasons=False`` skips wording the reasons (for
+    summaries and cohort statistics, which do not show them)."""
+    days = engine.assess(intake.days, reasons=reasons)
     keys = engine.plan.summary_keys
     first_rows = days.filter(pl.col(COURSE).is_first_distinct())
     summaries = first_rows.select([COURSE, *keys])

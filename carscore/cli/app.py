@@ -197,7 +197,7 @@ def cohort(
     else:
         intake = read_sources(sources, engine.contract)
     intake.problems[:0] = problems
-    assessment = assess_intake(intake, engine)
+    assessment = assess_intake(intake, engine, reasons=days)
     stats = cohort_statistics(report.summary_rows(assessment), confidence)
 
     def render(a: Any, out: Path | None) -> None:
