@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from carscore.compile import COURSE, DAY, Compiler
@@ -48,7 +49,7 @@ def _range_text(col: Column) -> str:
     return f"{col.low:g} to {col.high:g}{unit}"
 
 
-def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: Contract) -> pl.DataFrame | None:
+def _usable_bytes(src: _Source, problems: list[InputProblem]) -> bytes | None:
     data = src.data
     if not data.strip():
         problems.append(InputProblem(src.name, "the file is empty"))
@@ -62,43 +63,94 @@ def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: 
         data.decode("utf-8")
     except UnicodeDecodeError:
         data = data.decode("latin-1").encode("utf-8")
-    # Clean files take the fast road: numbers parsed by the CSV reader itself.
-    # Any unreadable number sends the file down the text road, where every bad
-    # cell is found and named.
+    return data
+
+
+def _csv_frame(data: bytes, contract: Contract) -> pl.DataFrame:
+    """Clean files take the fast road: numbers parsed by the CSV reader itself.
+    Any unreadable number sends the file down the text road, where every bad
+    cell is found and named."""
     header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
     numeric = {h: pl.Float64 for h in _split_header(header)
                if (c := contract.columns.get(h.strip().lower())) is not None and c.numeric}
-    frame = None
     if numeric:
         try:
-            frame = pl.read_csv(data, infer_schema=False, schema_overrides=numeric, truncate_ragged_lines=False)
+            return pl.read_csv(data, infer_schema=False, schema_overrides=numeric, truncate_ragged_lines=False)
         except Exception:  # noqa: BLE001 - any failure: read again as text
-            frame = None
-    try:
-        if frame is None:
-            frame = pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
-    except Exception as exc:  # polars raises several error types for malformed CSV
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
-        return None
+            pass
+    return pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
+
+
+def _shape(frame: pl.DataFrame, name: str, problems: list[InputProblem]) -> pl.DataFrame | None:
     names = [c.strip().lower() for c in frame.columns]
     seen: set[str] = set()
     for n in names:
         if n in seen:
-            problems.append(InputProblem(src.name, f"the column '{n}' appears twice in the header", 1, n))
+            problems.append(InputProblem(name, f"the column '{n}' appears twice in the header", 1, n))
             return None
         seen.add(n)
     frame.columns = names
     if DAY not in names:
         header = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-        problems.append(InputProblem(src.name, f"no 'day' column: this is not a carscore patient file (header: {header})", 1))
+        problems.append(InputProblem(name, f"no 'day' column: this is not a carscore patient file (header: {header})", 1))
         return None
     if frame.height == 0:
-        problems.append(InputProblem(src.name, "the file has a header but no rows"))
+        problems.append(InputProblem(name, "the file has a header but no rows"))
+        return None
+    return frame
+
+
+def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: Contract) -> pl.DataFrame | None:
+    data = _usable_bytes(src, problems)
+    if data is None:
+        return None
+    try:
+        frame = _csv_frame(data, contract)
+    except Exception as exc:  # polars raises several error types for malformed CSV
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
+        return None
+    frame = _shape(frame, src.name, problems)
+    if frame is None:
         return None
     extra = [pl.lit(index, dtype=pl.UInt32).alias(FILE), (pl.int_range(pl.len(), dtype=pl.UInt32) + 2).alias(LINE)]
-    if "patient_id" not in names:
+    if "patient_id" not in frame.columns:
         extra.append(pl.lit(Path(src.name).stem or src.name).alias("patient_id"))
+    return frame.with_columns(extra)
+
+
+def _read_together(group: list[int], sources: list[_Source], contract: Contract) -> pl.DataFrame | None:
+    """Many small files with one header (one file per patient) read as one
+    table: the bodies joined in memory, each row keeping its file and line.
+    None when anything does not line up; the files are then read one by one."""
+    header = None
+    bodies, counts = [], []
+    for i in group:
+        data = sources[i].data
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        head, _, body = data.partition(b"\n")
+        body = body.replace(b"\r\n", b"\n").rstrip(b"\n")
+        if not body or b'"' in body or b"\n\n" in body or b"\x00" in body:
+            return None
+        header = head
+        bodies.append(body)
+        counts.append(body.count(b"\n") + 1)
+    try:
+        frame = _csv_frame(header.rstrip(b"\r") + b"\n" + b"\n".join(bodies) + b"\n", contract)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001
+        return None
+    if frame.height != sum(counts):
+        return None
+    frame = _shape(frame, sources[group[0]].name, [])
+    if frame is None:
+        return None
+    files = np.repeat(np.asarray(group, dtype=np.uint32), counts)
+    lines = np.concatenate([np.arange(2, n + 2, dtype=np.uint32) for n in counts])
+    extra = [pl.Series(FILE, files), pl.Series(LINE, lines)]
+    if "patient_id" not in frame.columns:
+        stems = [Path(sources[i].name).stem or sources[i].name for i in group]
+        extra.append(pl.Series("patient_id", np.repeat(np.asarray(stems, dtype=object), counts).tolist()))
     return frame.with_columns(extra)
 
 
@@ -198,15 +250,32 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
     problems: list[InputProblem] = []
     notes: list[str] = []
     frames = []
+
+    def keep(frame: pl.DataFrame, name: str) -> None:
+        unknown = [c for c in frame.columns if c not in contract.columns and not c.startswith("_")]
+        if unknown:
+            notes.append(f"{name}: ignored columns that carscore does not use: {', '.join(unknown)}")
+        frames.append(frame.select([c for c in frame.columns if c in contract.columns or c in (FILE, LINE)]))
+
+    by_header: dict[bytes, list[int]] = {}
     for i, src in enumerate(sources):
-        frame = _read_one(src, i, problems, contract)
+        by_header.setdefault(src.data.split(b"\n", 1)[0], []).append(i)
+    alone: list[int] = []
+    for group in by_header.values():
+        together = _read_together(group, sources, contract) if len(group) > 1 else None
+        if together is None:
+            alone.extend(group)
+            continue
+        keep(together, sources[group[0]].name)
+        if on_file is not None:
+            for _ in group:
+                on_file()
+    for i in sorted(alone):
+        frame = _read_one(sources[i], i, problems, contract)
         if on_file is not None:
             on_file()
         if frame is not None:
-            unknown = [c for c in frame.columns if c not in contract.columns and not c.startswith("_")]
-            if unknown:
-                notes.append(f"{src.name}: ignored columns that carscore does not use: {', '.join(unknown)}")
-            frames.append(frame.select([c for c in frame.columns if c in contract.columns or c in (FILE, LINE)]))
+            keep(frame, sources[i].name)
     names = [s.name for s in sources]
     if not frames:
         return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
