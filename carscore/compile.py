@@ -200,7 +200,14 @@ class Compiler:
         values = [c.constant for c in options]
         if not values:
             raise self.fail("the list after 'in' is empty", node.options)
-        expr = x.expr.is_in(values)
+        kinds = {type(v) is bool for v in values}, {isinstance(v, str) for v in values}
+        if len(kinds[0]) > 1 or len(kinds[1]) > 1:
+            raise self.fail("the list after 'in' must hold values of one kind", node.options)
+        subject = x.expr
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            # compare as numbers whatever the column's integer or decimal type
+            subject, values = subject.cast(pl.Float64), [float(v) for v in values]
+        expr = subject.is_in(values)
         # 'x in [...]' is unknown when x was not recorded, like '=='
         expr = pl.when(x.expr.is_null()).then(None).otherwise(expr)
         return Compiled(~expr if node.negated else expr, BOOL, x.level)
@@ -224,7 +231,8 @@ class Compiler:
         lo, hi = spec.arity
         if not lo <= len(node.args) <= hi:
             count = f"{lo}" if lo == hi else f"{lo} to {hi}"
-            raise self.fail(f"{node.func}() takes {count} arguments, {len(node.args)} given", node)
+            noun = "argument" if count == "1" else "arguments"
+            raise self.fail(f"{node.func}() takes {count} {noun}, {len(node.args)} given", node)
         return spec.build(self, node)
 
     def arg(self, node: Call, i: int, kind: str = ANY) -> Compiled:
@@ -364,7 +372,9 @@ def _is_first(c: Compiler, n: Call) -> Compiled:
 def _consecutive(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
     held = _flag(x.expr)
-    return Compiled(course_cum_sum(held, held == 0), NUM, "day")
+    # a day with no row breaks the run, as a day on which it did not hold
+    gap = (_day() - course_shift(_day())).fill_null(1) != 1
+    return Compiled(course_cum_sum(held, (held == 0) | gap), NUM, "day")
 
 
 def nearest_parts(x: pl.Expr, window: float) -> tuple[pl.Expr, pl.Expr]:

@@ -194,11 +194,11 @@ class Engine:
             depth[key] = level
             try:
                 produced = self._compile_definition(d, compiler, symbols)
-            except CompileError as exc:
-                errors.append(_locate(d, exc))
-                continue
-            except RuleError as exc:
-                errors.append(exc)
+            except (CompileError, RuleError) as exc:
+                errors.append(_locate(d, exc) if isinstance(exc, CompileError) else exc)
+                # stand-ins, so that what uses a broken definition is not reported again
+                for name in _names_defined(d):
+                    symbols.setdefault(name, Symbol(pl.lit(None), ANY, "day"))
                 continue
             batches.setdefault(level, []).extend(produced)
             if d.kind == "decision":
@@ -249,6 +249,10 @@ class Engine:
             symbols[d.name] = replace(symbols_out[d.name], level="course")
             return exprs
         dec: Decision = d.payload
+        for group, src in zip(dec.note_missing, dec.note_sources):
+            for name in group:
+                if name not in self.contract.columns:
+                    raise src.error(f"note_missing names '{name}', which is not an input column")
         exprs, _, _ = _compile_decision(dec, c, symbols, self._reason_passes)
         return exprs
 
@@ -293,6 +297,14 @@ def _sorted_by_course_and_day(days: pl.DataFrame) -> bool:
     course, day = pl.col(COURSE), pl.col(DAY)
     unsorted = (course.diff() < 0) | ((course.diff() == 0) & (day.diff() <= 0))
     return not days.select(unsorted.any()).item()
+
+
+def _names_defined(d: _Definition) -> list[str]:
+    if d.kind == "let":
+        return [f"let:{d.ruleset.id}:{d.name}"]
+    if d.kind == "decision":
+        return list(d.payload.outputs)
+    return [d.name]
 
 
 def _locate(d: _Definition, exc: CompileError) -> RuleError:
@@ -366,6 +378,8 @@ def format_value(c: Compiled) -> pl.Expr:
         text = pl.when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
     else:
         text = e.cast(pl.String)
+        if c.type == NUM:
+            text = text.str.strip_suffix(".0")
     return text.fill_null("not recorded")
 
 

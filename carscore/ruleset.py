@@ -22,7 +22,7 @@ from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import ExprSyntaxError, Node, parse, parse_template
-from carscore.yamlsafe import LDict, LList, LStr, load_yaml, where
+from carscore.yamlsafe import LDict, LList, LStr, load_yaml, position_in, where
 
 IDENT_PATTERN = "lower-case letters, digits and '_', starting with a letter"
 
@@ -36,13 +36,10 @@ class Source:
     line: int
     col: int
     quote: int = 0
+    located: LStr | None = None
 
     def error(self, message: str, offset: int = 0) -> RuleError:
-        line, col = self.line, self.col + self.quote + offset
-        before = self.text[:offset]
-        if "\n" in before:
-            line += before.count("\n")
-            col = len(before) - before.rfind("\n")
+        line, col = position_in(self.located, self.line, self.col, self.quote, offset)
         return RuleError(message, self.file, line, col)
 
 
@@ -92,6 +89,7 @@ class Decision:
     cases: tuple[Case, ...]
     note_missing: tuple[tuple[str, ...], ...] = ()
     source: Source | None = None
+    note_sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +168,7 @@ class _Reader:
     def source(self, value: Any, fallback: Any) -> Source:
         file, line, col = where(value, fallback)
         quote = value.quote if isinstance(value, LStr) else 0
-        return Source(str(value), file or self.file, line, col, quote)
+        return Source(str(value), file or self.file, line, col, quote, value if isinstance(value, LStr) else None)
 
     def expression(self, value: Any, fallback: Any, what: str) -> Expression | None:
         if isinstance(value, bool):
@@ -181,7 +179,7 @@ class _Reader:
             self.err(f"{what} must be a condition written as text", value, fallback)
             return None
         src = self.source(value, fallback)
-        src = Source(value_text, src.file, src.line, src.col, src.quote)
+        src = Source(value_text, src.file, src.line, src.col, src.quote, src.located)
         try:
             return Expression(src, parse(value_text))
         except ExprSyntaxError as exc:
@@ -333,9 +331,11 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
     if reason_key is not None and not r.identifier(reason_key, item, "reason key"):
         reason_key = None
     notes: list[tuple[str, ...]] = []
+    note_sources: list[Source] = []
     for note in item.get("note_missing") or []:
         if isinstance(note, str):
             notes.append(tuple(part.strip() for part in note.split("|")))
+            note_sources.append(r.source(note, item))
         else:
             r.err("'note_missing' lists column names (a|b: either one is enough)", note, item)
     cases_raw = item.get("cases")
@@ -348,7 +348,8 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
         if c:
             cases.append(c)
     src = r.source(item, item)
-    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src)
+    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src,
+                    tuple(note_sources))
 
 
 def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:

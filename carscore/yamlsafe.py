@@ -36,9 +36,22 @@ class Located:
 
 class LStr(str, Located):
     """A string with its position; ``quote`` is 1 when written in quotes, so
-    an offset inside the text maps to the right column."""
+    an offset inside the text maps to the right column. ``segments`` lists
+    (line, col, length) of each source line the text was folded from."""
 
     quote: int = 0
+    segments: tuple[tuple[int, int, int], ...] = ()
+
+
+def position_in(text: LStr | None, line: int, col: int, quote: int, offset: int) -> tuple[int, int]:
+    """File line and column of character ``offset`` of a (possibly multi-line) scalar."""
+    segments = text.segments if isinstance(text, LStr) and text.segments else ((line, col + quote, 1 << 30),)
+    for seg_line, seg_col, length in segments:
+        if offset <= length:
+            return seg_line, seg_col + offset
+        offset -= length + 1
+    last_line, last_col, length = segments[-1]
+    return last_line, last_col + length
 
 
 class LDict(dict, Located):
@@ -65,9 +78,36 @@ def _position(obj: Located, node: Node, file: str) -> None:
 
 
 class _Builder:
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str = ""):
         self.file = file
+        self.lines = text.splitlines()
         self.constructor = yaml.SafeLoader("")
+
+    def segments(self, node: ScalarNode) -> tuple[tuple[int, int, int], ...]:
+        """Where each folded line of a multi-line scalar stands in the file."""
+        start, end = node.start_mark, node.end_mark
+        if start.line == end.line and node.style not in ("|", ">"):
+            return ()
+        out = []
+        if node.style in ("|", ">"):
+            body = range(start.line + 1, min(end.line + 1, len(self.lines)))
+            indents = [len(self.lines[i]) - len(self.lines[i].lstrip()) for i in body if self.lines[i].strip()]
+            indent = min(indents) if indents else 0
+            for i in body:
+                if self.lines[i].strip():
+                    out.append((i + 1, indent + 1, len(self.lines[i].rstrip()) - indent))
+            return tuple(out)
+        quote = 1 if node.style in ("'", '"') else 0
+        for i in range(start.line, min(end.line + 1, len(self.lines))):
+            raw = self.lines[i]
+            if i == start.line:
+                first = start.column + quote
+                out.append((i + 1, first + 1, len(raw[first:].rstrip())))
+            else:
+                stripped = raw.lstrip()
+                if stripped:
+                    out.append((i + 1, len(raw) - len(stripped) + 1, len(stripped.rstrip())))
+        return tuple(out)
 
     def fail(self, node: Node, message: str) -> RuleError:
         return RuleError(message, self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -101,6 +141,7 @@ class _Builder:
             text = LStr(value)
             _position(text, node, self.file)
             text.quote = 1 if node.style in ("'", '"') else 0
+            text.segments = self.segments(node)
             return text
         return value
 
@@ -117,4 +158,4 @@ def load_yaml(text: str, file: str) -> Any:
         raise RuleError(f"not valid YAML: {exc}", file) from None
     if node is None:
         raise RuleError("the file is empty", file, 1, 1)
-    return _Builder(file).build(node)
+    return _Builder(file, text).build(node)
