@@ -66,6 +66,10 @@ def _usable_bytes(src: _Source, problems: list[InputProblem]) -> bytes | None:
     return data
 
 
+def _header_text(data: bytes) -> str:
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
+
+
 def _csv_frame(data: bytes, contract: Contract) -> pl.DataFrame:
     """Clean files take the fast road: numbers parsed by the CSV reader itself.
     Any unreadable number sends the file down the text road, where every bad
@@ -81,14 +85,14 @@ def _csv_frame(data: bytes, contract: Contract) -> pl.DataFrame:
     return pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
 
 
-def _shape(frame: pl.DataFrame, name: str, problems: list[InputProblem]) -> pl.DataFrame | None:
-    names = [c.strip().lower() for c in frame.columns]
+def _shape(frame: pl.DataFrame, name: str, problems: list[InputProblem], header: str) -> pl.DataFrame | None:
     seen: set[str] = set()
-    for n in names:
+    for n in (h.strip().lower() for h in _split_header(header)):
         if n in seen:
             problems.append(InputProblem(name, f"the column '{n}' appears twice in the header", 1, n))
             return None
         seen.add(n)
+    names = [c.strip().lower() for c in frame.columns]
     frame.columns = names
     if DAY not in names:
         header = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
@@ -110,7 +114,7 @@ def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
         return None
-    frame = _shape(frame, src.name, problems)
+    frame = _shape(frame, src.name, problems, _header_text(data))
     if frame is None:
         return None
     extra = [pl.lit(index, dtype=pl.UInt32).alias(FILE), (pl.int_range(pl.len(), dtype=pl.UInt32) + 2).alias(LINE)]
@@ -142,7 +146,7 @@ def _read_together(group: list[int], sources: list[_Source], contract: Contract)
         return None
     if frame.height != sum(counts):
         return None
-    frame = _shape(frame, sources[group[0]].name, [])
+    frame = _shape(frame, sources[group[0]].name, [], _header_text(header))  # type: ignore[arg-type]
     if frame is None:
         return None
     files = np.repeat(np.asarray(group, dtype=np.uint32), counts)
@@ -234,11 +238,20 @@ def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
     return text, pl.lit(False), ""
 
 
+def _as_written(value: object) -> str:
+    """A cell as the user wrote it (numbers read by the fast road lose only a '.0')."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
 def _problems_from(df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str,
                    problems: list[InputProblem]) -> None:
     hits = df.filter(pl.col(mask)).select(FILE, LINE, raw)
     for f, line, value in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows():
-        problems.append(InputProblem(names[f], message, line, column, "" if value is None else str(value)))
+        problems.append(InputProblem(names[f], message, line, column, _as_written(value)))
     if hits.height > MAX_PROBLEMS_PER_COLUMN:
         problems.append(InputProblem(names[hits[FILE][0]], f"... and {hits.height - MAX_PROBLEMS_PER_COLUMN} more rows "
                                      f"with the same problem", 0, column))
@@ -293,7 +306,7 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
             bad, message = ~number.is_finite(), "is not a number"
             if col.kind == "integer":
                 bad, message = bad | (number != number.round(0)), "is not a whole number"
-            value = number.cast(pl.Int64, strict=False) if col.kind == "integer" else number
+            value = number
         else:
             value, bad, message = _parse_column(col, pl.col(name))
         if col.low is not None and col.numeric:
@@ -305,7 +318,9 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
         masks.append(bad.fill_null(False).alias(f"_bad_{name}"))
         messages[f"_bad_{name}"] = (name, message)
     parsed = raw.with_columns(typed).with_columns(masks)
-    parsed = parsed.with_columns(_blank_day=pl.col(f"_v_{DAY}").is_null() & ~pl.col(f"_bad_{DAY}"))
+    integers = [f"_v_{n}" for n, c in contract.columns.items() if c.kind == "integer" and f"_v_{n}" in parsed.columns]
+    parsed = parsed.with_columns([pl.col(n).cast(pl.Int64, strict=False) for n in integers])
+    parsed = parsed.with_columns(_blank_day=pl.col(DAY).is_null())
     messages["_blank_day"] = (DAY, "day is blank: every row needs its day since infusion")
     if "patient_id" in raw.columns:
         parsed = parsed.with_columns(_bad_pid=pl.col("_v_patient_id").is_null())

@@ -7,6 +7,7 @@ text. Data goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,15 +30,24 @@ CLASS_STYLES = {
 SPARK = "▁▂▃▄▅▆▇█"
 
 
+def _plain() -> dict[str, Any]:
+    """NO_COLOR (no-color.org) asks for plain text: no colour and no styles."""
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
+
+
 def error_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, **_plain())
 
 
 def _console(output: Path | None) -> tuple[Console, Any]:
     if output is None:
-        return Console(highlight=False), None
+        return stdout_console(), None
     handle = output.open("w", encoding="utf-8")
-    return Console(file=handle, highlight=False, no_color=True, width=160), handle
+    return Console(file=handle, highlight=False, color_system=None, width=160), handle
 
 
 def _grade(value: Any) -> Text:
@@ -362,11 +372,11 @@ def render_rules_list(rulesets: list[RuleSet]) -> None:
     for rs in rulesets:
         outs = ", ".join(rs.outputs + list(rs.flags) + list(rs.summary)[:3] + (["…"] if len(rs.summary) > 3 else []))
         t.add_row(rs.id, rs.version, rs.title, outs, rs.file)
-    Console(highlight=False).print(t)
+    stdout_console().print(t)
 
 
 def render_ruleset(rs: RuleSet) -> None:
-    console = Console(highlight=False)
+    console = stdout_console()
     console.print(Text(f"{rs.id} {rs.version}: {rs.title}", style="bold"))
     console.print(Text(rs.citation))
     if rs.description:
