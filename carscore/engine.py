@@ -273,7 +273,8 @@ class Engine:
         out = lf.with_columns(flag_list.alias("flags")).collect()
         if reasons:
             out = self.word_reasons(out)
-        return out
+        # intermediate values served the grading; keep inputs and results only
+        return out.drop([c for c in out.columns if c.startswith(("_let_", "_flag_", "_case_"))])
 
     def word_reasons(self, graded: pl.DataFrame) -> pl.DataFrame:
         columns = []

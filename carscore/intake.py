@@ -293,6 +293,7 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
     if not frames:
         return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    frames.clear()
 
     # parse every column: typed value plus a mask of cells that could not be read
     typed, masks, messages = [], [], {}
@@ -334,11 +335,13 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
         _problems_from(parsed, m, src_col, names, column, message, problems)
 
     # typed table; cells that failed are blank from here on (their course is dropped below)
+    del raw
     typed_df = parsed.select(
         [FILE, LINE]
         + [pl.col(f"_v_{n}").alias(n) for n in contract.columns if f"_v_{n}" in parsed.columns]
         + ([pl.any_horizontal([pl.col(m) for m in failing]).alias("_row_bad")] if failing else [pl.lit(False).alias("_row_bad")])
     )
+    del parsed
     for name, col in contract.columns.items():
         if name not in typed_df.columns:
             typed_df = typed_df.with_columns(pl.lit(None, dtype=_dtype(col)).alias(name))
