@@ -81,15 +81,18 @@ def _num(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def sparkline(points: list[tuple[int, float]], threshold: float | None) -> Text:
-    """CAR copies on a log scale, one character per measurement; red below the threshold."""
+def sparkline(points: list[tuple[int, float]], threshold: float | None, loss_day: int | None = None) -> Text:
+    """CAR copies on a log scale, one character per measurement; red below the
+    threshold; '|' where the level crossed below it after the peak (CAR loss)."""
     text = Text()
     if not points:
         return text
     logs = [math.log10(max(v, 1.0)) for _, v in points]
     low, high = min(logs), max(logs)
     span = (high - low) or 1.0
-    for (_, value), lv in zip(points, logs):
+    for (day, value), lv in zip(points, logs):
+        if loss_day is not None and day == loss_day:
+            text.append("|", style="bold red")
         ch = SPARK[min(len(SPARK) - 1, int((lv - low) / span * (len(SPARK) - 1)))]
         below = threshold is not None and value < threshold
         text.append(ch, style="red" if below else "cyan")
@@ -115,6 +118,8 @@ def _is_quiet(key: str, day: dict[str, Any]) -> bool:
     """Grade 0 days without anything notable: the table already says 0."""
     grade = day.get(f"{key}_grade")
     reason = day["reasons"].get(key) or ""
+    if grade is None:
+        return reason.startswith("not assessable")
     return grade == 0 and reason.startswith(("no fever, hypotension", "no ICANS"))
 
 
@@ -148,8 +153,8 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]]) -> Table:
     table.add_column("CNS", justify="center")
     table.add_column("Marrow", justify="center")
     table.add_column("MRD", justify="center")
-    table.add_column("Flags")
-    table.add_column("Why", overflow="fold", ratio=1)
+    table.add_column("Flags", max_width=20, overflow="fold")
+    table.add_column("Why", overflow="fold", ratio=1, min_width=40)
     for d in days:
         cns = d.get("cns_substatus") or d.get("cns_status")
         table.add_row(
@@ -224,8 +229,8 @@ def _kinetics_line(s: dict[str, Any], a: Any, course: int) -> Text:
     if points:
         text.append("\n")
         text.append(f"day {points[0][0]} ")
-        text.append_text(sparkline(points, _car_threshold(a)))
-        text.append(f" day {points[-1][0]} (log scale; red = below threshold)")
+        text.append_text(sparkline(points, _car_threshold(a), s.get("car_loss_day")))
+        text.append(f" day {points[-1][0]} (log scale; red below threshold; | loss)")
     return text
 
 
