@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def find_generator(given: str | None) -> Path:
-    candidates = [Path(given)] if given else [ROOT.parent / "shared" / "bench" / "make_cohort.py",
-                                             ROOT / "bench" / "make_cohort.py"]
+    candidates = (
+        [Path(given)] if given else [ROOT.parent / "shared" / "bench" / "make_cohort.py", ROOT / "bench" / "make_cohort.py"]
+    )
     for c in candidates:
         if c.is_file():
             return c
@@ -81,8 +82,7 @@ def _cohort(path: str) -> int:
 def timed(label: str, name: str, path: Path, results: list) -> tuple[float, float]:
     """Run one stage in a fresh process: wall time and that process's peak memory."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--stage", name, str(path)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--stage", name, str(path)], check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     peak_mb = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
     results.append((label, seconds, peak_mb))
@@ -113,16 +113,20 @@ def main() -> None:
     generator = find_generator(args.generator)
     if not cohort.exists():
         print(f"making {cohort} ...", flush=True)
-        subprocess.run([sys.executable, str(generator), "--patients", str(args.patients), "--days", str(args.days),
-                        "--out", str(cohort)], check=True)
+        subprocess.run(
+            [sys.executable, str(generator), "--patients", str(args.patients), "--days", str(args.days), "--out", str(cohort)],
+            check=True,
+        )
     size_mb = cohort.stat().st_size / 1e6
 
     import pandas as pd
     import polars as pl
 
     results: list = []
-    print(f"cohort: {cohort.name}, {size_mb:.0f} MB; {os.cpu_count()} cores; polars {pl.__version__}, "
-          f"pandas {pd.__version__}; each stage in its own process (time includes its start-up)")
+    print(
+        f"cohort: {cohort.name}, {size_mb:.0f} MB; {os.cpu_count()} cores; polars {pl.__version__}, "
+        f"pandas {pd.__version__}; each stage in its own process (time includes its start-up)"
+    )
     baseline, _ = timed("pandas.read_csv (read only, the yardstick)", "pandas", cohort, results)
     grade_seconds, _ = timed("grade CRS + ICANS with reasons (read, parse, grade, word)", "grade", cohort, results)
     full_seconds, peak_mb = timed("full cohort: every rule set, summaries, statistics, JSON", "cohort", cohort, results)
@@ -131,10 +135,20 @@ def main() -> None:
         folder = workdir / f"split_{args.patients}x{args.days}"
         if not folder.exists():
             print(f"making {folder} ...", flush=True)
-            subprocess.run([sys.executable, str(generator), "--patients", str(args.patients), "--days",
-                            str(args.days), "--split", str(folder)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(generator),
+                    "--patients",
+                    str(args.patients),
+                    "--days",
+                    str(args.days),
+                    "--split",
+                    str(folder),
+                ],
+                check=True,
+            )
         split_seconds, _ = timed("same cohort as one file per patient (folder)", "cohort", folder, results)
-    days = None
     print()
     print(f"grade CRS + ICANS:   {grade_seconds / baseline:.2f} x pandas.read_csv   (target <= 2)")
     print(f"full assessment:     {full_seconds / baseline:.2f} x pandas.read_csv   (target <= 3)")

@@ -151,8 +151,7 @@ class Compiler:
             self._want(x, BOOL, node.operand, "'not'")
             return Compiled(~x.expr, BOOL, x.level)
         self._want(x, NUM, node.operand, "'-'")
-        return Compiled(-x.expr, NUM, x.level, constant=-x.constant if x.is_constant else None,
-                        is_constant=x.is_constant)
+        return Compiled(-x.expr, NUM, x.level, constant=-x.constant if x.is_constant else None, is_constant=x.is_constant)
 
     def _binary(self, node: Binary) -> Compiled:
         a, b = self.compile(node.left), self.compile(node.right)
@@ -219,9 +218,7 @@ class Compiler:
     def _check_enum(self, column: Compiled, node: Node, other: Compiled) -> None:
         if column.values and other.is_constant and isinstance(other.constant, str):
             if other.constant not in column.values:
-                raise self.fail(
-                    f"'{other.constant}' is not one of the values: {', '.join(column.values)}", node
-                )
+                raise self.fail(f"'{other.constant}' is not one of the values: {', '.join(column.values)}", node)
 
     # -- functions --
     def _call(self, node: Call) -> Compiled:
@@ -353,8 +350,7 @@ def _ever_before(c: Compiler, n: Call) -> Compiled:
 @function(
     "ever_since",
     (2, 2),
-    "ever_since(condition, reset): the condition held on some day since the last reset day "
-    "(a reset day starts afresh)",
+    "ever_since(condition, reset): the condition held on some day since the last reset day (a reset day starts afresh)",
 )
 def _ever_since(c: Compiler, n: Call) -> Compiled:
     x, reset = c.arg(n, 0, BOOL), c.arg(n, 1, BOOL)
@@ -573,9 +569,7 @@ def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
         values = s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy()
         return auc_series(course, day, values, start, end)
 
-    return pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), x.alias("x")).map_batches(
-        run, return_dtype=pl.Float64
-    )
+    return pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), x.alias("x")).map_batches(run, return_dtype=pl.Float64)
 
 
 def duration_series(course: np.ndarray, day: np.ndarray, held: np.ndarray, bridge: float) -> pl.Series:
@@ -613,7 +607,5 @@ def _duration(c: Compiler, n: Call) -> Compiled:
             float(bridge),  # type: ignore[arg-type]
         )
 
-    expr = pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), held.alias("h")).map_batches(
-        run, return_dtype=pl.Float64
-    )
+    expr = pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), held.alias("h")).map_batches(run, return_dtype=pl.Float64)
     return Compiled(expr, NUM, "course")

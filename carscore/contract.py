@@ -59,8 +59,10 @@ def load_contract(path: str | None = None) -> Contract:
             r.err(f"unknown column type '{kind}'", kind, spec)
         if merge not in MERGES:
             r.err(f"unknown merge '{merge}'", merge, spec)
-        low, high = (spec.get("range") or (None, None))
-        columns[name] = Column(name, kind, merge, low, high, tuple(spec.get("values") or ()), spec.get("unit", ""), spec.get("hint", ""))
+        low, high = spec.get("range") or (None, None)
+        columns[name] = Column(
+            name, kind, merge, low, high, tuple(spec.get("values") or ()), spec.get("unit", ""), spec.get("hint", "")
+        )
     checks = []
     for item in doc.get("checks") or []:
         expr = r.expression(item["when"], item, "'when'")

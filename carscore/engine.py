@@ -213,8 +213,7 @@ class Engine:
                 summary_keys.append(d.name)
         if errors:
             raise RuleErrors(errors)
-        return Plan([batches[k] for k in sorted(batches)], outputs, reason_keys, flags, summary_keys,
-                    self._reason_passes)
+        return Plan([batches[k] for k in sorted(batches)], outputs, reason_keys, flags, summary_keys, self._reason_passes)
 
     def _compile_definition(self, d: _Definition, c: Compiler, symbols: dict[str, Symbol]) -> list[pl.Expr]:
         rs = d.ruleset
@@ -222,8 +221,7 @@ class Engine:
             expr: Expression = d.payload
             out = c.compile(expr.node)
             col = f"_let_{rs.id}__{d.name}"
-            symbols[f"let:{rs.id}:{d.name}"] = Symbol(pl.col(col), out.type, out.level, out.values,
-                                                       out.constant, out.is_constant)
+            symbols[f"let:{rs.id}:{d.name}"] = Symbol(pl.col(col), out.type, out.level, out.values, out.constant, out.is_constant)
             return [out.expr.alias(col)]
         if d.kind == "flag":
             out = c.compile(d.payload.when.node)
@@ -238,8 +236,7 @@ class Engine:
                 out = c.compile(s.value.node)
                 if out.level != "course":
                     raise CompileError(
-                        "a summary must describe the whole course: use an aggregate such as max(), "
-                        "first_day() or count()", 0
+                        "a summary must describe the whole course: use an aggregate such as max(), first_day() or count()", 0
                     )
                 symbols[d.name] = Symbol(pl.col(d.name), out.type, "course", out.values)
                 return [out.expr.alias(d.name)]
@@ -267,9 +264,11 @@ class Engine:
         lf = days.lazy()
         for batch in self.plan.batches:
             lf = lf.with_columns(batch)
-        flag_list = pl.concat_list(
-            [pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]
-        ).list.drop_nulls() if self.plan.flags else pl.lit([], dtype=pl.List(pl.String))
+        flag_list = (
+            pl.concat_list([pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]).list.drop_nulls()
+            if self.plan.flags
+            else pl.lit([], dtype=pl.List(pl.String))
+        )
         out = lf.with_columns(flag_list.alias("flags")).collect()
         if reasons:
             out = self.word_reasons(out)
@@ -349,7 +348,7 @@ def _topological(defs: dict[str, _Definition]) -> list[str]:
         if state.get(key) == 2:
             return
         if state.get(key) == 1:
-            cycle = chain[chain.index(key):] + [key]
+            cycle = chain[chain.index(key) :] + [key]
             d = defs[key]
             names = " -> ".join(defs[k].name for k in cycle)
             raise RuleErrors([d.source.error(f"these definitions depend on each other in a circle: {names}")])

@@ -75,8 +75,9 @@ def _csv_frame(data: bytes, contract: Contract) -> pl.DataFrame:
     Any unreadable number sends the file down the text road, where every bad
     cell is found and named."""
     header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
-    numeric = {h: pl.Float64 for h in _split_header(header)
-               if (c := contract.columns.get(h.strip().lower())) is not None and c.numeric}
+    numeric = {
+        h: pl.Float64 for h in _split_header(header) if (c := contract.columns.get(h.strip().lower())) is not None and c.numeric
+    }
     if numeric:
         try:
             return pl.read_csv(data, infer_schema=False, schema_overrides=numeric, truncate_ragged_lines=False)
@@ -200,8 +201,7 @@ def _parse_words(col: Column, raw: pl.Series) -> tuple[pl.Expr, pl.Expr, str]:
         if not readable:
             bad.append(word)
     dtype = pl.Boolean if col.kind in ("boolean", "dose") else pl.String
-    value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype) if keys else pl.lit(
-        None, dtype=dtype)
+    value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype) if keys else pl.lit(None, dtype=dtype)
     message = _WORD_MESSAGES.get(col.kind, f"is not one of: {', '.join(col.values)}")
     return value, pl.col(col.name).is_in(bad), message
 
@@ -247,18 +247,24 @@ def _as_written(value: object) -> str:
     return str(value)
 
 
-def _problems_from(df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str,
-                   problems: list[InputProblem]) -> None:
+def _problems_from(
+    df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str, problems: list[InputProblem]
+) -> None:
     hits = df.filter(pl.col(mask)).select(FILE, LINE, raw)
     for f, line, value in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows():
         problems.append(InputProblem(names[f], message, line, column, _as_written(value)))
     if hits.height > MAX_PROBLEMS_PER_COLUMN:
-        problems.append(InputProblem(names[hits[FILE][0]], f"... and {hits.height - MAX_PROBLEMS_PER_COLUMN} more rows "
-                                     f"with the same problem", 0, column))
+        problems.append(
+            InputProblem(
+                names[hits[FILE][0]],
+                f"... and {hits.height - MAX_PROBLEMS_PER_COLUMN} more rows with the same problem",
+                0,
+                column,
+            )
+        )
 
 
-def read_sources(sources: list[_Source], contract: Contract | None = None,
-                 on_file: Callable[[], None] | None = None) -> Intake:
+def read_sources(sources: list[_Source], contract: Contract | None = None, on_file: Callable[[], None] | None = None) -> Intake:
     contract = contract or load_contract()
     problems: list[InputProblem] = []
     notes: list[str] = []
@@ -313,8 +319,10 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
         if col.low is not None and col.numeric:
             out_of_range = value.is_not_null() & ((value < col.low) | (value > col.high))
             masks.append(out_of_range.fill_null(False).alias(f"_range_{name}"))
-            messages[f"_range_{name}"] = (name, f"is outside the plausible range {_range_text(col)}"
-                                          + (f": {col.hint}" if col.hint else ""))
+            messages[f"_range_{name}"] = (
+                name,
+                f"is outside the plausible range {_range_text(col)}" + (f": {col.hint}" if col.hint else ""),
+            )
         typed.append(value.alias(f"_v_{name}"))
         masks.append(bad.fill_null(False).alias(f"_bad_{name}"))
         messages[f"_bad_{name}"] = (name, message)
@@ -358,8 +366,14 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
             hits = typed_df.filter(pl.col(f"_check_{i}"))
             for row in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows(named=True):
                 values = ", ".join(f"{c}={_show(row[c])}" for c in check.columns)
-                problems.append(InputProblem(names[row[FILE]], f"{check.message} ({values})", row[LINE],
-                                             " and ".join(check.columns[:2]) if len(check.columns) <= 2 else check.columns[0]))
+                problems.append(
+                    InputProblem(
+                        names[row[FILE]],
+                        f"{check.message} ({values})",
+                        row[LINE],
+                        " and ".join(check.columns[:2]) if len(check.columns) <= 2 else check.columns[0],
+                    )
+                )
         typed_df = typed_df.with_columns(
             pl.any_horizontal([pl.col("_row_bad")] + [pl.col(f"_check_{i}") for i in range(len(check_masks))]).alias("_row_bad")
         )
@@ -370,9 +384,7 @@ def read_sources(sources: list[_Source], contract: Contract | None = None,
     bad_courses = typed_df.filter(pl.col("_row_bad")).select(COURSE).unique()
     if bad_courses.height:
         typed_df = typed_df.join(bad_courses, on=COURSE, how="anti")
-        courses = courses.with_columns(
-            assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode())
-        )
+        courses = courses.with_columns(assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode()))
     days = _merge_days(typed_df.drop("_row_bad"), contract)
     order = {n: i for i, n in enumerate(names)}
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
@@ -403,14 +415,20 @@ def _assign_courses(df: pl.DataFrame, names: list[str]) -> tuple[pl.DataFrame, p
         .sort([FILE, "_first_line"])
     )
     owners = first_seen.unique(subset=["patient_id", "infusion"], keep="first", maintain_order=True)
-    clashes = first_seen.join(owners, on=["patient_id", "infusion"], suffix="_owner").filter(pl.col(FILE) != pl.col(f"{FILE}_owner"))
+    clashes = first_seen.join(owners, on=["patient_id", "infusion"], suffix="_owner").filter(
+        pl.col(FILE) != pl.col(f"{FILE}_owner")
+    )
     for row in clashes.iter_rows(named=True):
-        problems.append(InputProblem(
-            names[row[FILE]],
-            f"patient {row['patient_id']} infusion {row['infusion']} is already in {names[row[FILE + '_owner']]}; "
-            "these rows are not assessed (give each course one file, or distinct patient_id)",
-            row["_first_line"], "patient_id", str(row["patient_id"]),
-        ))
+        problems.append(
+            InputProblem(
+                names[row[FILE]],
+                f"patient {row['patient_id']} infusion {row['infusion']} is already in {names[row[FILE + '_owner']]}; "
+                "these rows are not assessed (give each course one file, or distinct patient_id)",
+                row["_first_line"],
+                "patient_id",
+                str(row["patient_id"]),
+            )
+        )
     owners = owners.with_row_index(COURSE).with_columns(pl.col(COURSE).cast(pl.UInt32))
     df = df.join(owners.select(COURSE, "patient_id", "infusion", FILE), on=["patient_id", "infusion", FILE], how="left")
     courses = owners.select(
@@ -458,8 +476,15 @@ def _empty_days(contract: Contract) -> pl.DataFrame:
 
 
 def _empty_courses() -> pl.DataFrame:
-    return pl.DataFrame(schema={COURSE: pl.UInt32(), "patient_id": pl.String(), "infusion": pl.Int64(),
-                                "file": pl.String(), "assessed": pl.Boolean()})
+    return pl.DataFrame(
+        schema={
+            COURSE: pl.UInt32(),
+            "patient_id": pl.String(),
+            "infusion": pl.Int64(),
+            "file": pl.String(),
+            "assessed": pl.Boolean(),
+        }
+    )
 
 
 def sources_from_paths(paths: list[str], stdin: bytes | None = None) -> tuple[list[_Source], list[InputProblem]]:

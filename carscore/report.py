@@ -18,12 +18,27 @@ from carscore.compile import COURSE, DAY
 DAY_KEYS = ["crs_grade", "icans_grade", "cns_status", "cns_substatus", "bm_response", "mrd_negative"]
 REASON_KEYS = ["crs", "icans", "cns", "bm", "mrd"]
 SUMMARY_KEYS = [
-    "crs_max_grade", "crs_onset_day", "crs_last_day", "crs_days",
-    "icans_max_grade", "icans_onset_day", "icans_last_day", "icans_days",
-    "tocilizumab_first_day", "corticosteroids_first_day",
-    "cns_status_baseline", "cns_remission_day", "cns_relapse_day",
-    "best_bm_response", "mrd_negative_remission", "bm_relapse_day",
-    "car_cmax", "car_tmax_day", "car_auc_0_28", "car_last_detected_day", "car_loss_day",
+    "crs_max_grade",
+    "crs_onset_day",
+    "crs_last_day",
+    "crs_days",
+    "icans_max_grade",
+    "icans_onset_day",
+    "icans_last_day",
+    "icans_days",
+    "tocilizumab_first_day",
+    "corticosteroids_first_day",
+    "cns_status_baseline",
+    "cns_remission_day",
+    "cns_relapse_day",
+    "best_bm_response",
+    "mrd_negative_remission",
+    "bm_relapse_day",
+    "car_cmax",
+    "car_tmax_day",
+    "car_auc_0_28",
+    "car_last_detected_day",
+    "car_loss_day",
     "b_cell_recovery_day",
 ]
 
@@ -111,8 +126,9 @@ def day_table(a: Assessment) -> pl.DataFrame:
     """One CSV row per course and day."""
     dk, rk = day_keys(a), reason_keys(a)
     reason_cols = [f"_reason_{k}" for k in rk]
-    table = _with_missing(a.days, dk + reason_cols).join(a.intake.courses.select(COURSE, "patient_id", "infusion"),
-                                                         on=COURSE, how="left", suffix="_course")
+    table = _with_missing(a.days, dk + reason_cols).join(
+        a.intake.courses.select(COURSE, "patient_id", "infusion"), on=COURSE, how="left", suffix="_course"
+    )
     pid = "patient_id_course" if "patient_id_course" in table.columns else "patient_id"
     inf = "infusion_course" if "infusion_course" in table.columns else "infusion"
     return table.sort([COURSE, DAY]).select(

@@ -348,8 +348,7 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
         if c:
             cases.append(c)
     src = r.source(item, item)
-    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src,
-                    tuple(note_sources))
+    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src, tuple(note_sources))
 
 
 def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:

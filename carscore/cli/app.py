@@ -131,8 +131,9 @@ def _report_problems(assessment: Any) -> int:
     return EXIT_DATA if assessment.intake.problems else EXIT_OK
 
 
-def _emit(assessment: Any, fmt: Format, output: Path | None, include_days: bool, cohort: dict | None,
-          table_renderer: Any) -> None:
+def _emit(
+    assessment: Any, fmt: Format, output: Path | None, include_days: bool, cohort: dict | None, table_renderer: Any
+) -> None:
     from carscore import report
 
     if fmt is Format.json:

@@ -24,8 +24,13 @@ from carscore.ruleset import RuleSet
 
 GRADE_STYLES = {0: "green", 1: "yellow", 2: "dark_orange", 3: "red", 4: "bold red", 5: "bold white on red"}
 CLASS_STYLES = {
-    "CNS-1": "green", "CNS-2": "yellow", "CNS-3": "red",
-    "CR": "green", "CRi": "cyan", "NR": "red", "relapse": "bold red",
+    "CNS-1": "green",
+    "CNS-2": "yellow",
+    "CNS-3": "red",
+    "CR": "green",
+    "CRi": "cyan",
+    "NR": "red",
+    "relapse": "bold red",
 }
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -182,8 +187,11 @@ def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course
         if s.get(f"{key}_onset_day") is not None:
             line.append(f"  onset day {s[f'{key}_onset_day']}, last day {s[f'{key}_last_day']}, {s[f'{key}_days']} day(s)")
         tox.add_row(name, line)
-    tox.add_row("Treatment", f"tocilizumab from day {_day_or_dash(s.get('tocilizumab_first_day'))}, "
-                             f"corticosteroids from day {_day_or_dash(s.get('corticosteroids_first_day'))}")
+    tox.add_row(
+        "Treatment",
+        f"tocilizumab from day {_day_or_dash(s.get('tocilizumab_first_day'))}, "
+        f"corticosteroids from day {_day_or_dash(s.get('corticosteroids_first_day'))}",
+    )
     resp = Table.grid(padding=(0, 2))
     resp.add_column(style="bold")
     resp.add_column()
@@ -221,8 +229,10 @@ def _kinetics_line(s: dict[str, Any], a: Any, course: int) -> Text:
     text = Text()
     if s.get("car_cmax") is None:
         return Text("no CAR copies recorded", style="dim")
-    text.append(f"Cmax {_num(s['car_cmax'])} copies/µg on day {s['car_tmax_day']}, "
-                f"AUC0-28 {_num(s.get('car_auc_0_28'))}, last ≥ threshold day {_day_or_dash(s.get('car_last_detected_day'))}")
+    text.append(
+        f"Cmax {_num(s['car_cmax'])} copies/µg on day {s['car_tmax_day']}, "
+        f"AUC0-28 {_num(s.get('car_auc_0_28'))}, last ≥ threshold day {_day_or_dash(s.get('car_last_detected_day'))}"
+    )
     if s.get("car_loss_day") is not None:
         text.append(f", loss day {s['car_loss_day']}", style="bold red")
     points = _car_points(a, course)
@@ -265,16 +275,33 @@ def _assessment_timeline(days: list[dict[str, Any]], a: Any, key: int) -> Table 
         return None
     by_day = {d["day"]: d for d in days}
     t = Table(title="Disease assessments", title_justify="left", box=box.MINIMAL, padding=(0, 1))
-    for name in ("Day", "Marrow blasts %", "MRD %", "Blood blasts %", "CSF WBC/µL", "CSF RBC/µL", "Cytospin",
-                 "CNS", "Marrow", "MRD"):
+    for name in (
+        "Day",
+        "Marrow blasts %",
+        "MRD %",
+        "Blood blasts %",
+        "CSF WBC/µL",
+        "CSF RBC/µL",
+        "Cytospin",
+        "CNS",
+        "Marrow",
+        "MRD",
+    ):
         t.add_column(name, justify="right" if name != "Cytospin" else "center")
     for row in frame.select(cols).iter_rows(named=True):
         d = by_day.get(row["day"], {})
         blasts = row["csf_blasts"]
         t.add_row(
-            str(row["day"]), _num(row["bm_blasts_pct"]), _num(row["bm_mrd_pct"]), _num(row["pb_blasts_pct"]),
-            _num(row["csf_wbc"]), _num(row["csf_rbc"]), "–" if blasts is None else ("blasts" if blasts else "clear"),
-            _class(d.get("cns_substatus") or d.get("cns_status")), _class(d.get("bm_response")), _bool(d.get("mrd_negative")),
+            str(row["day"]),
+            _num(row["bm_blasts_pct"]),
+            _num(row["bm_mrd_pct"]),
+            _num(row["pb_blasts_pct"]),
+            _num(row["csf_wbc"]),
+            _num(row["csf_rbc"]),
+            "–" if blasts is None else ("blasts" if blasts else "clear"),
+            _class(d.get("cns_substatus") or d.get("cns_status")),
+            _class(d.get("bm_response")),
+            _bool(d.get("mrd_negative")),
         )
     return t
 
@@ -312,19 +339,39 @@ def render_cohort(a: Any, stats: dict[str, Any], output: Path | None = None) -> 
     try:
         rows = report.summary_rows(a)
         t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
-        for name in ("Patient", "Inf.", "CRS max", "CRS onset", "ICANS max", "Toci day", "Best marrow",
-                     "MRD-neg", "CNS base", "CNS remission", "Relapse", "Cmax", "CAR loss"):
+        for name in (
+            "Patient",
+            "Inf.",
+            "CRS max",
+            "CRS onset",
+            "ICANS max",
+            "Toci day",
+            "Best marrow",
+            "MRD-neg",
+            "CNS base",
+            "CNS remission",
+            "Relapse",
+            "Cmax",
+            "CAR loss",
+        ):
             t.add_column(name)
         limit = 200
         for s in rows[:limit]:
             relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
             t.add_row(
-                str(s["patient_id"]), str(s["infusion"]), _grade(s.get("crs_max_grade")), _day_or_dash(s.get("crs_onset_day")),
-                _grade(s.get("icans_max_grade")), _day_or_dash(s.get("tocilizumab_first_day")), _class(s.get("best_bm_response")),
+                str(s["patient_id"]),
+                str(s["infusion"]),
+                _grade(s.get("crs_max_grade")),
+                _day_or_dash(s.get("crs_onset_day")),
+                _grade(s.get("icans_max_grade")),
+                _day_or_dash(s.get("tocilizumab_first_day")),
+                _class(s.get("best_bm_response")),
                 _bool(True) if s.get("mrd_negative_remission") else Text("–", style="dim"),
-                _class(s.get("cns_status_baseline")), _day_or_dash(s.get("cns_remission_day")),
+                _class(s.get("cns_status_baseline")),
+                _day_or_dash(s.get("cns_remission_day")),
                 Text(_day_or_dash(relapse), style="red" if relapse is not None else "dim"),
-                _num(s.get("car_cmax")), _day_or_dash(s.get("car_loss_day")),
+                _num(s.get("car_cmax")),
+                _day_or_dash(s.get("car_loss_day")),
             )
         if len(rows) > limit:
             t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
@@ -427,7 +474,6 @@ def render_ruleset(rs: RuleSet) -> None:
 def file_progress(total: int) -> Iterator[Callable[[], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=error_console(),
-                  transient=True) as progress:
+    with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=error_console(), transient=True) as progress:
         task = progress.add_task("files", total=total)
         yield lambda: progress.advance(task)
