@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import rows_to_csv
 
 from carscore.cohort import cohort_statistics, wilson_interval
 from carscore.report import SUMMARY_KEYS
-from conftest import rows_to_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import assess_rows
 
 from carscore.report import day_rows, summary_rows
-from conftest import assess_rows
 
 CASES_DIR = Path(__file__).parent / "cases"
 

@@ -13,16 +13,16 @@ from typing import Any
 
 import polars as pl
 import pytest
+from conftest import assess_rows, rows_to_csv
 
 from carscore.assess import assess_intake
-from carscore.compile import BOOL, COURSE, DAY, NUM, TEXT, ANY, CompileError, Compiler, Symbol
+from carscore.compile import ANY, BOOL, COURSE, DAY, NUM, TEXT, CompileError, Compiler, Symbol
 from carscore.engine import Engine
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import parse
 from carscore.intake import read_text
 from carscore.report import day_rows, summary_rows
 from carscore.ruleset import builtin_rules_dir, read_rules
-from conftest import assess_rows, rows_to_csv
 
 HEADER = 'id: {id}\ntitle: A test rule set\nversion: "1"\ncitation: "A test citation"\n'
 
