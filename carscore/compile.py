@@ -63,6 +63,17 @@ class CompileError(ExprSyntaxError):
 Resolver = Callable[[str], Symbol | None]
 
 
+def value_type(v: object) -> str:
+    """The kind of a fixed value written in a rule (a literal or a parameter)."""
+    if v is None:
+        return ANY
+    if isinstance(v, bool):
+        return BOOL
+    if isinstance(v, (int, float)):
+        return NUM
+    return TEXT
+
+
 def _course(expr: pl.Expr) -> pl.Expr:
     return expr.over(COURSE)
 
@@ -125,15 +136,7 @@ class Compiler:
     # -- atoms --
     def _literal(self, node: Literal) -> Compiled:
         v = node.value
-        if v is None:
-            return Compiled(pl.lit(None), ANY, "course", constant=None, is_constant=True)
-        if isinstance(v, bool):
-            t = BOOL
-        elif isinstance(v, (int, float)):
-            t = NUM
-        else:
-            t = TEXT
-        return Compiled(pl.lit(v), t, "course", constant=v, is_constant=True)
+        return Compiled(pl.lit(v), value_type(v), "course", constant=v, is_constant=True)
 
     def _name(self, node: Name) -> Compiled:
         sym = self.resolve(node.name)

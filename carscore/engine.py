@@ -15,7 +15,19 @@ from typing import Any
 
 import polars as pl
 
-from carscore.compile import ANY, BOOL, COURSE, DAY, NUM, TEXT, Compiled, CompileError, Compiler, Symbol
+from carscore.compile import (
+    ANY,
+    BOOL,
+    COURSE,
+    DAY,
+    NUM,
+    TEXT,
+    Compiled,
+    CompileError,
+    Compiler,
+    Symbol,
+    value_type,
+)
 from carscore.contract import Contract, load_contract
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import names_in
@@ -35,13 +47,7 @@ def column_symbol(contract: Contract, name: str) -> Symbol | None:
 
 
 def _param_symbol(value: Any) -> Symbol:
-    if isinstance(value, bool):
-        t = BOOL
-    elif isinstance(value, (int, float)):
-        t = NUM
-    else:
-        t = TEXT
-    return Symbol(pl.lit(value), t, "course", constant=value, is_constant=True)
+    return Symbol(pl.lit(value), value_type(value), "course", constant=value, is_constant=True)
 
 
 @dataclass
