@@ -107,10 +107,10 @@ def main() -> None:
     ap.add_argument("--split", action="store_true", help="also assess the cohort as one file per patient")
     args = ap.parse_args()
 
+    generator = find_generator(args.generator)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="carscore-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     cohort = workdir / f"cohort_{args.patients}x{args.days}.csv"
-    generator = find_generator(args.generator)
     if not cohort.exists():
         print(f"making {cohort} ...", flush=True)
         subprocess.run(

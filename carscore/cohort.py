@@ -54,11 +54,15 @@ def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dic
     everyone: Callable[[dict], bool] = lambda s: True  # noqa: E731
     responder: Callable[[dict], bool] = lambda s: s.get("best_bm_response") in RESPONSES  # noqa: E731
     cns_involved: Callable[[dict], bool] = lambda s: s.get("cns_status_baseline") in ("CNS-2", "CNS-3")  # noqa: E731
+    # a toxicity rate counts the courses in which that toxicity could be graded:
+    # a course with no neurological data is not a course without ICANS
+    crs_graded: Callable[[dict], bool] = lambda s: s.get("crs_max_grade") is not None  # noqa: E731
+    icans_graded: Callable[[dict], bool] = lambda s: s.get("icans_max_grade") is not None  # noqa: E731
     return {
-        "crs_any": (grade_at_least("crs_max_grade", 1), everyone),
-        "crs_grade3plus": (grade_at_least("crs_max_grade", 3), everyone),
-        "icans_any": (grade_at_least("icans_max_grade", 1), everyone),
-        "icans_grade3plus": (grade_at_least("icans_max_grade", 3), everyone),
+        "crs_any": (grade_at_least("crs_max_grade", 1), crs_graded),
+        "crs_grade3plus": (grade_at_least("crs_max_grade", 3), crs_graded),
+        "icans_any": (grade_at_least("icans_max_grade", 1), icans_graded),
+        "icans_grade3plus": (grade_at_least("icans_max_grade", 3), icans_graded),
         "orr": (responder, everyone),
         "cr": (lambda s: s.get("best_bm_response") == "CR", everyone),
         "mrd_negative_remission": (lambda s: s.get("mrd_negative_remission") is True, everyone),

@@ -216,3 +216,15 @@ def test_cohort_table_reads_like_a_paper(tmp_path: Path) -> None:
     assert "3/4" in result.stdout and "75.0" in result.stdout
     low, high = wilson_interval(3, 4)
     assert f"{100 * low:.1f}–{100 * high:.1f}" in result.stdout
+
+
+def test_toxicity_rates_count_only_courses_where_the_toxicity_was_graded() -> None:
+    summaries = [
+        {"crs_max_grade": 2, "icans_max_grade": None},
+        {"crs_max_grade": 0, "icans_max_grade": 1},
+        {"crs_max_grade": None, "icans_max_grade": 0},
+    ]
+    stats = cohort_statistics(summaries)
+    assert (stats["crs_any"]["count"], stats["crs_any"]["n"]) == (1, 2)
+    assert (stats["icans_any"]["count"], stats["icans_any"]["n"]) == (1, 2)
+    assert stats["orr"]["n"] == 3

@@ -45,7 +45,12 @@ def error_console() -> Console:
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False, **_plain())
+    """A terminal gets its own width; a pipe or a file gets room for the reasons,
+    which are never cut (they wrap)."""
+    import sys
+
+    wide = {} if sys.stdout.isatty() or os.environ.get("COLUMNS") else {"width": 160}
+    return Console(highlight=False, **wide, **_plain())
 
 
 def _console(output: Path | None) -> tuple[Console, Any]:
@@ -134,17 +139,39 @@ def render_grade(a: Any, output: Path | None = None) -> None:
         days_by_course = report.day_rows(a)
         summaries = report.summary_rows(a)
         if not summaries:
-            console.print("No course could be assessed.", style="bold red")
+            error_console().print("No course could be assessed.", style="bold red")
+        inline = console.width >= INLINE_REASONS_MIN_WIDTH
         for s in summaries:
             days = days_by_course.get(s["_course"], [])
-            console.print(_course_table(s, days))
+            console.print(_course_table(s, days, inline))
+            if not inline:
+                console.print(_reason_list(days))
             console.print(_summary_panel(s, days, a, s["_course"]))
     finally:
         if handle:
             handle.close()
 
 
-def _course_table(s: dict[str, Any], days: list[dict[str, Any]]) -> Table:
+# below this width the reasons follow the table as wrapped text instead of a column
+INLINE_REASONS_MIN_WIDTH = 110
+
+
+def _reason_list(days: list[dict[str, Any]]) -> Text:
+    text = Text()
+    for d in days:
+        why = _reasons(d)
+        if not why.plain:
+            continue
+        text.append(f"Day {d['day']}\n", style="bold")
+        for line in why.split("\n"):
+            text.append("  ")
+            text.append_text(line)
+            text.append("\n")
+    text.rstrip()
+    return text
+
+
+def _course_table(s: dict[str, Any], days: list[dict[str, Any]], inline: bool = True) -> Table:
     table = Table(
         title=f"{s['patient_id']} · infusion {s['infusion']}  ({s['file']})",
         title_justify="left",
@@ -158,8 +185,9 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]]) -> Table:
     table.add_column("CNS", justify="center")
     table.add_column("Marrow", justify="center")
     table.add_column("MRD", justify="center")
-    table.add_column("Flags", max_width=20, overflow="fold")
-    table.add_column("Why", overflow="fold", ratio=1, min_width=40)
+    table.add_column("Flags", max_width=20 if inline else None, overflow="fold")
+    if inline:
+        table.add_column("Why", overflow="fold", ratio=1, min_width=40)
     for d in days:
         cns = d.get("cns_substatus") or d.get("cns_status")
         table.add_row(
@@ -170,7 +198,7 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]]) -> Table:
             _class(d.get("bm_response")),
             _bool(d.get("mrd_negative")),
             Text(", ".join(d["flags"]), style="magenta"),
-            _reasons(d),
+            *([_reasons(d)] if inline else []),
         )
     return table
 
@@ -334,45 +362,45 @@ def _ranges(ds: list[int]) -> str:
     return ", ".join(parts)
 
 
+COHORT_COURSE_COLUMNS = (
+    "Patient", "Inf.", "CRS max", "CRS onset", "ICANS max", "Toci day", "Best marrow",
+    "MRD-neg", "CNS base", "CNS remission", "Relapse", "Cmax", "CAR loss",
+)  # fmt: skip
+
+
+def _course_cells(s: dict[str, Any]) -> dict[str, Any]:
+    relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
+    return {
+        "Patient": str(s["patient_id"]),
+        "Inf.": str(s["infusion"]),
+        "CRS max": _grade(s.get("crs_max_grade")),
+        "CRS onset": _day_or_dash(s.get("crs_onset_day")),
+        "ICANS max": _grade(s.get("icans_max_grade")),
+        "Toci day": _day_or_dash(s.get("tocilizumab_first_day")),
+        "Best marrow": _class(s.get("best_bm_response")),
+        "MRD-neg": _bool(True) if s.get("mrd_negative_remission") else Text("–", style="dim"),
+        "CNS base": _class(s.get("cns_status_baseline")),
+        "CNS remission": _day_or_dash(s.get("cns_remission_day")),
+        "Relapse": Text(_day_or_dash(relapse), style="red" if relapse is not None else "dim"),
+        "Cmax": _num(s.get("car_cmax")),
+        "CAR loss": _day_or_dash(s.get("car_loss_day")),
+    }
+
+
 def render_cohort(a: Any, stats: dict[str, Any], output: Path | None = None) -> None:
     console, handle = _console(output)
     try:
         rows = report.summary_rows(a)
         t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
-        for name in (
-            "Patient",
-            "Inf.",
-            "CRS max",
-            "CRS onset",
-            "ICANS max",
-            "Toci day",
-            "Best marrow",
-            "MRD-neg",
-            "CNS base",
-            "CNS remission",
-            "Relapse",
-            "Cmax",
-            "CAR loss",
-        ):
-            t.add_column(name)
+        wide = console.width >= INLINE_REASONS_MIN_WIDTH
+        compact = ("Patient", "Inf.", "CRS max", "ICANS max", "Best marrow", "CNS remission", "Relapse")
+        names = COHORT_COURSE_COLUMNS if wide else compact
+        for name in names:
+            t.add_column(name, no_wrap=name == "Patient")
         limit = 200
         for s in rows[:limit]:
-            relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
-            t.add_row(
-                str(s["patient_id"]),
-                str(s["infusion"]),
-                _grade(s.get("crs_max_grade")),
-                _day_or_dash(s.get("crs_onset_day")),
-                _grade(s.get("icans_max_grade")),
-                _day_or_dash(s.get("tocilizumab_first_day")),
-                _class(s.get("best_bm_response")),
-                _bool(True) if s.get("mrd_negative_remission") else Text("–", style="dim"),
-                _class(s.get("cns_status_baseline")),
-                _day_or_dash(s.get("cns_remission_day")),
-                Text(_day_or_dash(relapse), style="red" if relapse is not None else "dim"),
-                _num(s.get("car_cmax")),
-                _day_or_dash(s.get("car_loss_day")),
-            )
+            cells = _course_cells(s)
+            t.add_row(*(cells[n] for n in names))
         if len(rows) > limit:
             t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
         console.print(t)
