@@ -182,11 +182,19 @@ class _Parser:
             raise ExprSyntaxError(f"unexpected {tok.text!r} after a complete condition", tok.pos)
         return node
 
+    def nested(self) -> None:
+        """Guard every recursive step: a rule file cannot exhaust the stack."""
+        self.depth += 1
+        if self.depth > 100:
+            raise ExprSyntaxError("condition nested too deeply", self.peek().pos)
+
     def parse_or(self) -> Node:
+        self.nested()
         left = self.parse_and()
         while self.peek().kind == "or":
             tok = self.take()
             left = Binary(tok.pos, "or", left, self.parse_and())
+        self.depth -= 1
         return left
 
     def parse_and(self) -> Node:
@@ -199,7 +207,10 @@ class _Parser:
     def parse_not(self) -> Node:
         if self.peek().kind == "not":
             tok = self.take()
-            return Unary(tok.pos, "not", self.parse_not())
+            self.nested()
+            node = Unary(tok.pos, "not", self.parse_not())
+            self.depth -= 1
+            return node
         return self.parse_compare()
 
     def parse_compare(self) -> Node:
@@ -237,7 +248,10 @@ class _Parser:
     def parse_unary(self) -> Node:
         if self.peek().text == "-":
             tok = self.take()
-            return Unary(tok.pos, "-", self.parse_unary())
+            self.nested()
+            node = Unary(tok.pos, "-", self.parse_unary())
+            self.depth -= 1
+            return node
         return self.parse_atom()
 
     def parse_list(self) -> ListOf:
@@ -253,47 +267,41 @@ class _Parser:
 
     def parse_atom(self) -> Node:
         tok = self.peek()
-        self.depth += 1
-        if self.depth > 200:
-            raise ExprSyntaxError("condition nested too deeply", tok.pos)
-        try:
-            if tok.kind == "number":
+        if tok.kind == "number":
+            self.take()
+            value = float(tok.text)
+            return Literal(tok.pos, int(value) if re.fullmatch(r"\d+", tok.text) else value)
+        if tok.kind == "string":
+            self.take()
+            return Literal(tok.pos, tok.text[1:-1])
+        if tok.kind in ("true", "false"):
+            self.take()
+            return Literal(tok.pos, tok.kind == "true")
+        if tok.kind == "null":
+            self.take()
+            return Literal(tok.pos, None)
+        if tok.kind == "name":
+            self.take()
+            if self.peek().text == "(":
                 self.take()
-                value = float(tok.text)
-                return Literal(tok.pos, int(value) if re.fullmatch(r"\d+", tok.text) else value)
-            if tok.kind == "string":
-                self.take()
-                return Literal(tok.pos, tok.text[1:-1])
-            if tok.kind in ("true", "false"):
-                self.take()
-                return Literal(tok.pos, tok.kind == "true")
-            if tok.kind == "null":
-                self.take()
-                return Literal(tok.pos, None)
-            if tok.kind == "name":
-                self.take()
-                if self.peek().text == "(":
-                    self.take()
-                    args: list[Node] = []
-                    if self.peek().text != ")":
+                args: list[Node] = []
+                if self.peek().text != ")":
+                    args.append(self.parse_or())
+                    while self.peek().text == ",":
+                        self.take()
                         args.append(self.parse_or())
-                        while self.peek().text == ",":
-                            self.take()
-                            args.append(self.parse_or())
-                    self.expect(")", "',' or ')'")
-                    return Call(tok.pos, tok.text, tuple(args))
-                return Name(tok.pos, tok.text)
-            if tok.text == "(":
-                self.take()
-                inner = self.parse_or()
-                self.expect(")", "')'")
-                return inner
-            if tok.text == "[":
-                return self.parse_list()
-            found = "the end of the condition" if tok.kind == "end" else repr(tok.text)
-            raise ExprSyntaxError(f"expected a value, a name or '(', found {found}", tok.pos)
-        finally:
-            self.depth -= 1
+                self.expect(")", "',' or ')'")
+                return Call(tok.pos, tok.text, tuple(args))
+            return Name(tok.pos, tok.text)
+        if tok.text == "(":
+            self.take()
+            inner = self.parse_or()
+            self.expect(")", "')'")
+            return inner
+        if tok.text == "[":
+            return self.parse_list()
+        found = "the end of the condition" if tok.kind == "end" else repr(tok.text)
+        raise ExprSyntaxError(f"expected a value, a name or '(', found {found}", tok.pos)
 
 
 def parse(text: str) -> Node:
