@@ -379,6 +379,8 @@ def _compile_in(c: Compiler, expr: Expression) -> Compiled:
 
 def format_value(c: Compiled) -> pl.Expr:
     """A value as words for a reason text; blank becomes 'not recorded'."""
+    if c.is_constant and c.constant is not None and not isinstance(c.constant, bool):
+        return pl.lit(str(c.constant))  # a parameter reads as written in its rule file
     e = c.expr
     if c.type == BOOL:
         text = pl.when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))

@@ -240,7 +240,7 @@ def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course
     resp.add_row("CNS", cns)
     resp.add_row("Kinetics", _kinetics_line(s, a, course))
     if s.get("b_cell_recovery_day") is not None:
-        resp.add_row("B cells", f"recovery (≥ 1 %) on day {s['b_cell_recovery_day']}")
+        resp.add_row("B cells", f"recovery after aplasia on day {s['b_cell_recovery_day']}")
     if s.get("icaht_early_grade") is not None:
         resp.add_row("ICAHT", f"early grade {s['icaht_early_grade']}")
     timeline = _assessment_timeline(days, a, course)
