@@ -246,7 +246,7 @@ def crs_worsening(draw) -> tuple[str, dict[str, Any], dict[str, Any]]:
         base["o2_device"], worse["o2_device"] = lower, higher
     else:
         a = draw(opt(ints(0, 29)))
-        b = draw(ints(0 if a is None else a + 1, 40))
+        b = draw(ints(0 if a is None else a + 1, 30))
         base["o2_device"] = worse["o2_device"] = "nasal_cannula"
         base["o2_flow_lpm"], worse["o2_flow_lpm"] = (None if a is None else a / 2), b / 2
     return kind, base, worse
@@ -287,8 +287,7 @@ def _worse_enum(draw, values: list[str]) -> tuple[str, str]:
 def icans_adult_worsening(draw) -> tuple[str, dict[str, Any], dict[str, Any]]:
     base = draw(neuro_columns())
     base["death_cause"] = draw(death)
-    kind = draw(pick(["ice_score", "ice_item", "consciousness", "seizure", "motor_weakness",
-                                 "cerebral_edema"]))
+    kind = draw(pick(["ice_score", "ice_item", "consciousness", "seizure", "motor_weakness", "cerebral_edema"]))
     worse = dict(base)
     if kind == "ice_score":
         for k in ICE_ITEMS:
