@@ -257,6 +257,25 @@ class Function:
 
 FUNCTIONS: dict[str, Function] = {}
 
+# Functions that look at one day only; every other function reads along the
+# course's timeline and must see all of the course's days.
+SAME_DAY_FUNCTIONS = frozenset({"recorded", "any_recorded", "coalesce", "greatest", "least", "abs", "round", "if", "yes"})
+
+
+def reads_timeline(node: Node) -> bool:
+    """Whether a parsed expression calls a function that reads other days."""
+    if isinstance(node, Call):
+        return node.func not in SAME_DAY_FUNCTIONS or any(reads_timeline(a) for a in node.args)
+    if isinstance(node, Unary):
+        return reads_timeline(node.operand)
+    if isinstance(node, Binary):
+        return reads_timeline(node.left) or reads_timeline(node.right)
+    if isinstance(node, Membership):
+        return reads_timeline(node.operand)
+    if isinstance(node, ListOf):
+        return any(reads_timeline(i) for i in node.items)
+    return False
+
 
 def function(name: str, arity: tuple[int, int], doc: str):
     def register(build: Callable[[Compiler, Call], Compiled]):
@@ -575,15 +594,30 @@ def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
     return pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), x.alias("x")).map_batches(run, return_dtype=pl.Float64)
 
 
-def duration_series(course: np.ndarray, day: np.ndarray, held: np.ndarray, bridge: float) -> pl.Series:
-    """Days on which a condition holds per course, adding interruptions shorter
-    than ``bridge`` days between two such days."""
+def duration_series(
+    course: np.ndarray, day: np.ndarray, held: np.ndarray, refuted: np.ndarray, recovery: float
+) -> pl.Series:
+    """Days on which a condition holds per course. The days between two such
+    days count too, unless the condition was seen not to hold on ``recovery``
+    consecutive days in between (a documented, stable recovery)."""
     index, k = _course_index(course)
+    # runs of consecutive calendar days on which the condition was measured and did not hold
+    r = np.flatnonzero(refuted)
+    cr, dr = index[r], day[r]
+    follows = np.r_[False, (cr[1:] == cr[:-1]) & (dr[1:] - dr[:-1] == 1)] if len(r) else np.zeros(0, bool)
+    run = np.ones(len(r))
+    starts = np.flatnonzero(~follows)
+    if len(r):
+        run = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)])) + 1
+    recovered = np.zeros(len(day))
+    recovered[r[run == recovery]] = 1
+    recoveries = np.cumsum(recovered)
     h = np.flatnonzero(held)
-    ch, dh = index[h], day[h]
+    ch, dh, rh = index[h], day[h], recoveries[h]
     same = np.r_[False, ch[1:] == ch[:-1]] if len(h) else np.zeros(0, bool)
     gap = np.where(same, dh - np.r_[np.nan, dh[:-1]] - 1 if len(h) else dh, 0)
-    bridged = np.where((gap > 0) & (gap < bridge), gap, 0)
+    no_recovery = np.r_[False, rh[1:] == rh[:-1]] if len(h) else np.zeros(0, bool)
+    bridged = np.where(same & no_recovery & (gap > 0), gap, 0)
     total = np.bincount(ch, weights=1 + bridged, minlength=k)
     return _per_row(total, np.ones(k, dtype=bool), index)
 
@@ -591,24 +625,29 @@ def duration_series(course: np.ndarray, day: np.ndarray, held: np.ndarray, bridg
 @function(
     "duration",
     (4, 4),
-    "duration(condition, from_day, to_day, bridge): days from from_day to to_day on which the "
-    "condition holds, counting interruptions shorter than `bridge` days between such days",
+    "duration(condition, from_day, to_day, recovery): days from from_day to to_day on which the "
+    "condition holds, with the days between two such days unless it was seen not to hold on "
+    "`recovery` consecutive days in between",
 )
 def _duration(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, BOOL)
     start = c.constant_arg(n, 1)
     end = c.constant_arg(n, 2)
-    bridge = c.constant_arg(n, 3)
+    recovery = c.constant_arg(n, 3)
     inside = (_day() >= start) & (_day() <= end)
     held = x.expr.fill_null(False) & inside
+    refuted = (x.expr == False).fill_null(False) & inside  # noqa: E712 - measured and not holding
 
     def run(series: pl.Series) -> pl.Series:
         return duration_series(
             series.struct.field("c").to_numpy(),
             series.struct.field("d").cast(pl.Float64).to_numpy(),
             series.struct.field("h").to_numpy(),
-            float(bridge),  # type: ignore[arg-type]
+            series.struct.field("r").to_numpy(),
+            float(recovery),  # type: ignore[arg-type]
         )
 
-    expr = pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), held.alias("h")).map_batches(run, return_dtype=pl.Float64)
+    expr = pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), held.alias("h"), refuted.alias("r")).map_batches(
+        run, return_dtype=pl.Float64
+    )
     return Compiled(expr, NUM, "course")

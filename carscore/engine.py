@@ -10,6 +10,7 @@ computed together, in parallel, by polars.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from carscore.compile import (
     CompileError,
     Compiler,
     Symbol,
+    reads_timeline,
     value_type,
 )
 from carscore.contract import Contract, load_contract
@@ -81,6 +83,9 @@ class ReasonPass:
     case_column: str
     cases_with_reason: tuple[int, ...]
     expr: pl.Expr
+    # values read along the timeline (nearest_day(...), ...): computed on every
+    # row before the rows to word are picked out
+    timeline_values: tuple[pl.Expr, ...] = ()
 
 
 @dataclass
@@ -284,6 +289,9 @@ class Engine:
     def word_reasons(self, graded: pl.DataFrame) -> pl.DataFrame:
         columns = []
         indexed = graded.lazy().with_row_index("_row")
+        timeline_values = [e for rp in self.plan.reasons for e in rp.timeline_values]
+        if timeline_values:
+            indexed = indexed.with_columns(timeline_values)
         for rp in self.plan.reasons:
             part = (
                 indexed.filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason)))
@@ -383,7 +391,7 @@ def format_value(c: Compiled) -> pl.Expr:
         return pl.lit(str(c.constant))  # a parameter reads as written in its rule file
     e = c.expr
     if c.type == BOOL:
-        text = pl.when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
+        text = pl.when(e.is_null()).then(None).when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
     else:
         text = e.cast(pl.String)
         if c.type == NUM:
@@ -391,7 +399,10 @@ def format_value(c: Compiled) -> pl.Expr:
     return text.fill_null("not recorded")
 
 
-def _template(c: Compiler, t: Template | None) -> pl.Expr | None:
+_TIMELINE_VALUE_NUMBER = itertools.count()
+
+
+def _template(c: Compiler, t: Template | None, timeline_values: list[pl.Expr] | None = None) -> pl.Expr | None:
     if t is None:
         return None
     pieces: list[pl.Expr] = []
@@ -400,7 +411,12 @@ def _template(c: Compiler, t: Template | None) -> pl.Expr | None:
             pieces.append(pl.lit(literal))
             continue
         try:
-            pieces.append(format_value(c.compile(node)))
+            value = c.compile(node)
+            if timeline_values is not None and reads_timeline(node):
+                name = f"_timeline_value_{next(_TIMELINE_VALUE_NUMBER)}"
+                timeline_values.append(value.expr.alias(name))
+                value = replace(value, expr=pl.col(name))
+            pieces.append(format_value(value))
         except CompileError as exc:
             err = CompileError(exc.message, offset + exc.offset)
             err.source = t.source  # type: ignore[attr-defined]
@@ -431,6 +447,7 @@ def _compile_decision(
     reason_chain: Any = None
     case_chain: Any = None
     cases_with_reason: list[int] = []
+    timeline_values: list[pl.Expr] = []
     values_seen: dict[str, list[Any]] = {o: [] for o in dec.outputs}
     grade_word = "grade"
 
@@ -446,7 +463,7 @@ def _compile_decision(
             cond = cw.expr.fill_null(False)
         else:
             cond = pl.lit(True)
-        case_reason = _template(c, case.reason)
+        case_reason = _template(c, case.reason, timeline_values)
         if case.worst:
             output = dec.outputs[0]
             crit_conds, crit_reasons = [], []
@@ -457,7 +474,7 @@ def _compile_decision(
                 levels.add(cc.level)
                 held = cc.expr.fill_null(False)
                 crit_conds.append((held, crit.value))
-                text = _template(c, crit.reason)
+                text = _template(c, crit.reason, timeline_values)
                 text = pl.lit("criterion met") if text is None else text
                 crit_reasons.append(pl.when(held).then(pl.concat_str([text, pl.lit(f" → {grade_word} {crit.value}")])))
                 values_seen[output].append(crit.value)
@@ -497,7 +514,9 @@ def _compile_decision(
             reason = reason_chain.otherwise(None)
             if dec.note_missing:
                 reason = _with_missing_note(reason, dec, decided=pl.col(dec.outputs[0]).is_not_null())
-            reason_passes.append(ReasonPass(dec.reason_key, case_column, tuple(cases_with_reason), reason))
+            reason_passes.append(
+                ReasonPass(dec.reason_key, case_column, tuple(cases_with_reason), reason, tuple(timeline_values))
+            )
     level = "day" if "day" in levels or not levels else "course"
     return exprs, types, level
 
