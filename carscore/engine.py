@@ -267,20 +267,23 @@ class Engine:
     # -- running --
 
     def assess(self, days: pl.DataFrame, reasons: bool = True) -> pl.DataFrame:
-        """Add every output, flag and summary column (and, unless ``reasons``
-        is false, every reason) to a table of patient-days: one row per course
-        and day, sorted by course then day."""
+        """Add every output, flag and summary column to a table of
+        patient-days (one row per course and day, sorted by course then day).
+        Unless ``reasons`` is false, also each day's reasons and its list of
+        flags: the day-level detail that course summaries do not need."""
         if not _sorted_by_course_and_day(days):
             days = days.sort([COURSE, DAY])
         lf = days.lazy()
         for batch in self.plan.batches:
             lf = lf.with_columns(batch)
-        flag_list = (
-            pl.concat_list([pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]).list.drop_nulls()
-            if self.plan.flags
-            else pl.lit([], dtype=pl.List(pl.String))
-        )
-        out = lf.with_columns(flag_list.alias("flags")).collect()
+        if reasons:
+            flag_list = (
+                pl.concat_list([pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]).list.drop_nulls()
+                if self.plan.flags
+                else pl.lit([], dtype=pl.List(pl.String))
+            )
+            lf = lf.with_columns(flag_list.alias("flags"))
+        out = lf.collect()
         if reasons:
             out = self.word_reasons(out)
         # intermediate values served the grading; keep inputs and results only

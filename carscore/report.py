@@ -84,7 +84,7 @@ def day_rows(a: Assessment) -> dict[int, list[dict[str, Any]]]:
     """Per course, its days as contract mappings (day, grades, classes, flags, reasons)."""
     dk, rk = day_keys(a), reason_keys(a)
     reason_cols = [f"_reason_{k}" for k in rk]
-    table = _with_missing(a.days, dk + reason_cols).select([COURSE, DAY, *dk, "flags", *reason_cols])
+    table = _with_missing(a.days, [*dk, *reason_cols, "flags"]).select([COURSE, DAY, *dk, "flags", *reason_cols])
     out: dict[int, list[dict[str, Any]]] = {}
     columns = table.columns
     course_i = 0
