@@ -64,6 +64,17 @@ def patient(pid: str, days: list[dict[str, Any]], age: float | None = None) -> l
     return rows
 
 
+def graded_days(patients):
+    """Grade (timeline, age) pairs in one CSV; yield (source day, graded day, timeline, age)."""
+    rows = []
+    for i, (days, age) in enumerate(patients):
+        rows += patient(f"P{i}", days, age)
+    graded = grade_patients(rows)
+    for i, (days, age) in enumerate(patients):
+        for src, d in zip(days, graded[f"P{i}"]):
+            yield src, d, days, age
+
+
 def only_day(graded: dict[str, list[dict[str, Any]]], pid: str) -> dict[str, Any]:
     days = graded[pid]
     assert len(days) == 1, days
@@ -357,15 +368,10 @@ def test_icans_child_higher_capd_never_lowers_the_grade(cases):
 @BATCH
 @given(patients=batch(st.tuples(timeline(low=-5, high=40, day=any_day()), opt(st.integers(1, 85))), 40))
 def test_grades_are_int_0_to_5_or_null(patients):
-    rows = []
-    for i, (days, age) in enumerate(patients):
-        rows += patient(f"P{i}", days, age)
-    graded = grade_patients(rows)
-    for i, (days, _) in enumerate(patients):
-        for d in graded[f"P{i}"]:
-            for key in ("crs_grade", "icans_grade"):
-                g = d[key]
-                assert g is None or (type(g) is int and 0 <= g <= 5), (key, g, d, shown(days))
+    for _, d, days, _ in graded_days(patients):
+        for key in ("crs_grade", "icans_grade"):
+            g = d[key]
+            assert g is None or (type(g) is int and 0 <= g <= 5), (key, g, d, shown(days))
 
 
 # ---------------------------------------------------------------------------
@@ -386,17 +392,12 @@ def crs_blank_or_not(draw) -> dict[str, Any]:
 @BATCH
 @given(patients=batch(st.tuples(timeline(day=crs_blank_or_not()), adult_age), 40))
 def test_crs_null_when_no_crs_column_recorded(patients):
-    rows = []
-    for i, (days, age) in enumerate(patients):
-        rows += patient(f"P{i}", days, age)
-    graded = grade_patients(rows)
-    for i, (days, _) in enumerate(patients):
-        for src, d in zip(days, graded[f"P{i}"]):
-            if all(src.get(c) is None for c in CRS_SIGN_COLUMNS) and src.get("death_cause") is None:
-                assert d["crs_grade"] is None, (
-                    f"day {d['day']} has no CRS column but crs_grade {d['crs_grade']} ({d['reasons']['crs']!r}); "
-                    f"timeline: {shown(days)}"
-                )
+    for src, d, days, _age in graded_days(patients):
+        if all(src.get(c) is None for c in CRS_SIGN_COLUMNS) and src.get("death_cause") is None:
+            assert d["crs_grade"] is None, (
+                f"day {d['day']} has no CRS column but crs_grade {d['crs_grade']} ({d['reasons']['crs']!r}); "
+                f"timeline: {shown(days)}"
+            )
 
 
 @cache
@@ -418,17 +419,12 @@ def _neuro_blank_day(other_cause: st.SearchStrategy) -> st.SearchStrategy[dict[s
 
 
 def _check_icans_null(patients) -> None:
-    rows = []
-    for i, (days, age) in enumerate(patients):
-        rows += patient(f"P{i}", days, age)
-    graded = grade_patients(rows)
-    for i, (days, age) in enumerate(patients):
-        for src, d in zip(days, graded[f"P{i}"]):
-            if all(src.get(c) is None for c in NEURO_COLUMNS) and src.get("death_cause") != "icans":
-                assert d["icans_grade"] is None, (
-                    f"age {age}, day {d['day']} has no neurological column but icans_grade {d['icans_grade']} "
-                    f"({d['reasons']['icans']!r}); timeline: {shown(days)}"
-                )
+    for src, d, days, age in graded_days(patients):
+        if all(src.get(c) is None for c in NEURO_COLUMNS) and src.get("death_cause") != "icans":
+            assert d["icans_grade"] is None, (
+                f"age {age}, day {d['day']} has no neurological column but icans_grade {d['icans_grade']} "
+                f"({d['reasons']['icans']!r}); timeline: {shown(days)}"
+            )
 
 
 @BATCH
@@ -477,30 +473,20 @@ def icans_other_cause_day(draw) -> dict[str, Any]:
 @BATCH
 @given(patients=batch(st.tuples(timeline(day=crs_other_cause_day()), adult_age), 40))
 def test_crs_other_cause_grades_zero(patients):
-    rows = []
-    for i, (days, age) in enumerate(patients):
-        rows += patient(f"P{i}", days, age)
-    graded = grade_patients(rows)
-    for i, (days, _) in enumerate(patients):
-        for src, d in zip(days, graded[f"P{i}"]):
-            signs = any(src.get(c) is not None for c in CRS_SIGN_COLUMNS)
-            if src.get("crs_other_cause") == "yes" and src.get("death_cause") != "crs" and signs:
-                assert d["crs_grade"] == 0, (d["day"], d["crs_grade"], d["reasons"]["crs"], shown(days))
+    for src, d, days, _age in graded_days(patients):
+        signs = any(src.get(c) is not None for c in CRS_SIGN_COLUMNS)
+        if src.get("crs_other_cause") == "yes" and src.get("death_cause") != "crs" and signs:
+            assert d["crs_grade"] == 0, (d["day"], d["crs_grade"], d["reasons"]["crs"], shown(days))
 
 
 @BATCH
 @given(patients=batch(st.tuples(timeline(day=icans_other_cause_day()), opt(st.integers(1, 85))), 40))
 def test_icans_other_cause_grades_zero(patients):
-    rows = []
-    for i, (days, age) in enumerate(patients):
-        rows += patient(f"P{i}", days, age)
-    graded = grade_patients(rows)
-    for i, (days, _) in enumerate(patients):
-        for src, d in zip(days, graded[f"P{i}"]):
-            findings = any(src.get(c) is not None for c in ("consciousness", "seizure", "motor_weakness",
-                                                              "cerebral_edema"))
-            if src.get("icans_other_cause") == "yes" and src.get("death_cause") != "icans" and findings:
-                assert d["icans_grade"] == 0, (d["day"], d["icans_grade"], d["reasons"]["icans"], shown(days))
+    for src, d, days, _age in graded_days(patients):
+        findings = any(src.get(c) is not None for c in ("consciousness", "seizure", "motor_weakness",
+                                                          "cerebral_edema"))
+        if src.get("icans_other_cause") == "yes" and src.get("death_cause") != "icans" and findings:
+            assert d["icans_grade"] == 0, (d["day"], d["icans_grade"], d["reasons"]["icans"], shown(days))
 
 
 # ---------------------------------------------------------------------------
