@@ -126,14 +126,10 @@ def day_table(a: Assessment) -> pl.DataFrame:
     """One CSV row per course and day."""
     dk, rk = day_keys(a), reason_keys(a)
     reason_cols = [f"_reason_{k}" for k in rk]
-    table = _with_missing(a.days, dk + reason_cols).join(
-        a.intake.courses.select(COURSE, "patient_id", "infusion"), on=COURSE, how="left", suffix="_course"
-    )
-    pid = "patient_id_course" if "patient_id_course" in table.columns else "patient_id"
-    inf = "infusion_course" if "infusion_course" in table.columns else "infusion"
-    return table.sort([COURSE, DAY]).select(
-        pl.col(pid).alias("patient_id"),
-        pl.col(inf).alias("infusion"),
+    # every day row carries its course's patient_id and infusion from intake
+    return _with_missing(a.days, [*dk, *reason_cols, "flags"]).select(
+        "patient_id",
+        "infusion",
         DAY,
         *dk,
         pl.col("flags").list.join(";").alias("flags"),
