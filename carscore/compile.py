@@ -594,9 +594,7 @@ def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
     return pl.struct(pl.col(COURSE).alias("c"), _day().alias("d"), x.alias("x")).map_batches(run, return_dtype=pl.Float64)
 
 
-def duration_series(
-    course: np.ndarray, day: np.ndarray, held: np.ndarray, refuted: np.ndarray, recovery: float
-) -> pl.Series:
+def duration_series(course: np.ndarray, day: np.ndarray, held: np.ndarray, refuted: np.ndarray, recovery: float) -> pl.Series:
     """Days on which a condition holds per course. The days between two such
     days count too, unless the condition was seen not to hold on ``recovery``
     consecutive days in between (a documented, stable recovery)."""

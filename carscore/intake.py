@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from carscore.compile import COURSE, DAY, Compiler
 from carscore.contract import Column, Contract, load_contract
+from carscore.csvread import FILE, LINE, read_frames
 from carscore.engine import column_symbol
 from carscore.errors import InputProblem
+from carscore.sources import Source, sources_from_paths
 
 TRUE_WORDS = ("yes", "y", "true", "1")
 FALSE_WORDS = ("no", "n", "false", "0")
 _BOOL_WORDS = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
 
-FILE, LINE = "_file", "_line"
 MAX_PROBLEMS_PER_COLUMN = 20
 
 
@@ -38,131 +37,9 @@ class Intake:
     files_read: int = 0
 
 
-@dataclass
-class _Source:
-    name: str
-    data: bytes
-
-
 def _range_text(col: Column) -> str:
     unit = f" {col.unit}" if col.unit else ""
     return f"{col.low:g} to {col.high:g}{unit}"
-
-
-def _usable_bytes(src: _Source, problems: list[InputProblem]) -> bytes | None:
-    data = src.data
-    if not data.strip():
-        problems.append(InputProblem(src.name, "the file is empty"))
-        return None
-    if b"\x00" in data[:4096]:
-        problems.append(InputProblem(src.name, "not a CSV file (it holds binary data)"))
-        return None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data = data.decode("latin-1").encode("utf-8")
-    return data
-
-
-def _header_text(data: bytes) -> str:
-    return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
-
-
-def _csv_frame(data: bytes, contract: Contract) -> pl.DataFrame:
-    """Clean files take the fast road: numbers parsed by the CSV reader itself.
-    Any unreadable number sends the file down the text road, where every bad
-    cell is found and named."""
-    header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
-    numeric = {
-        h: pl.Float64 for h in _split_header(header) if (c := contract.columns.get(h.strip().lower())) is not None and c.numeric
-    }
-    if numeric:
-        try:
-            return pl.read_csv(data, infer_schema=False, schema_overrides=numeric, truncate_ragged_lines=False)
-        except Exception:  # noqa: BLE001 - any failure: read again as text
-            pass
-    return pl.read_csv(data, infer_schema=False, truncate_ragged_lines=False)
-
-
-def _shape(frame: pl.DataFrame, name: str, problems: list[InputProblem], header: str) -> pl.DataFrame | None:
-    seen: set[str] = set()
-    for n in (h.strip().lower() for h in _split_header(header)):
-        if n in seen:
-            problems.append(InputProblem(name, f"the column '{n}' appears twice in the header", 1, n))
-            return None
-        seen.add(n)
-    names = [c.strip().lower() for c in frame.columns]
-    frame.columns = names
-    if DAY not in names:
-        header = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-        problems.append(InputProblem(name, f"no 'day' column: this is not a carscore patient file (header: {header})", 1))
-        return None
-    if frame.height == 0:
-        problems.append(InputProblem(name, "the file has a header but no rows"))
-        return None
-    return frame
-
-
-def _read_one(src: _Source, index: int, problems: list[InputProblem], contract: Contract) -> pl.DataFrame | None:
-    data = _usable_bytes(src, problems)
-    if data is None:
-        return None
-    try:
-        frame = _csv_frame(data, contract)
-    except Exception as exc:  # polars raises several error types for malformed CSV
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problems.append(InputProblem(src.name, f"cannot be read as CSV: {first}"))
-        return None
-    frame = _shape(frame, src.name, problems, _header_text(data))
-    if frame is None:
-        return None
-    extra = [pl.lit(index, dtype=pl.UInt32).alias(FILE), (pl.int_range(pl.len(), dtype=pl.UInt32) + 2).alias(LINE)]
-    if "patient_id" not in frame.columns:
-        extra.append(pl.lit(Path(src.name).stem or src.name).alias("patient_id"))
-    return frame.with_columns(extra)
-
-
-def _read_together(group: list[int], sources: list[_Source], contract: Contract) -> pl.DataFrame | None:
-    """Many small files with one header (one file per patient) read as one
-    table: the bodies joined in memory, each row keeping its file and line.
-    None when anything does not line up; the files are then read one by one."""
-    header = None
-    bodies, counts = [], []
-    for i in group:
-        data = sources[i].data
-        if data.startswith(b"\xef\xbb\xbf"):
-            data = data[3:]
-        head, _, body = data.partition(b"\n")
-        body = body.replace(b"\r\n", b"\n").rstrip(b"\n")
-        if not body or b'"' in body or b"\n\n" in body or b"\x00" in body:
-            return None
-        header = head
-        bodies.append(body)
-        counts.append(body.count(b"\n") + 1)
-    try:
-        frame = _csv_frame(header.rstrip(b"\r") + b"\n" + b"\n".join(bodies) + b"\n", contract)  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001
-        return None
-    if frame.height != sum(counts):
-        return None
-    frame = _shape(frame, sources[group[0]].name, [], _header_text(header))  # type: ignore[arg-type]
-    if frame is None:
-        return None
-    files = np.repeat(np.asarray(group, dtype=np.uint32), counts)
-    lines = np.concatenate([np.arange(2, n + 2, dtype=np.uint32) for n in counts])
-    extra = [pl.Series(FILE, files), pl.Series(LINE, lines)]
-    if "patient_id" not in frame.columns:
-        stems = [Path(sources[i].name).stem or sources[i].name for i in group]
-        extra.append(pl.Series("patient_id", np.repeat(np.asarray(stems, dtype=object), counts).tolist()))
-    return frame.with_columns(extra)
-
-
-def _split_header(line: str) -> list[str]:
-    import csv
-
-    return next(csv.reader([line]), [])
 
 
 def _parse_word(col: Column, word: str) -> tuple[object, bool]:
@@ -264,37 +141,9 @@ def _problems_from(
         )
 
 
-def read_sources(sources: list[_Source], contract: Contract | None = None, on_file: Callable[[], None] | None = None) -> Intake:
+def read_sources(sources: list[Source], contract: Contract | None = None, on_file: Callable[[], None] | None = None) -> Intake:
     contract = contract or load_contract()
-    problems: list[InputProblem] = []
-    notes: list[str] = []
-    frames = []
-
-    def keep(frame: pl.DataFrame, name: str) -> None:
-        unknown = [c for c in frame.columns if c not in contract.columns and not c.startswith("_")]
-        if unknown:
-            notes.append(f"{name}: ignored columns that carscore does not use: {', '.join(unknown)}")
-        frames.append(frame.select([c for c in frame.columns if c in contract.columns or c in (FILE, LINE)]))
-
-    by_header: dict[bytes, list[int]] = {}
-    for i, src in enumerate(sources):
-        by_header.setdefault(src.data.split(b"\n", 1)[0], []).append(i)
-    alone: list[int] = []
-    for group in by_header.values():
-        together = _read_together(group, sources, contract) if len(group) > 1 else None
-        if together is None:
-            alone.extend(group)
-            continue
-        keep(together, sources[group[0]].name)
-        if on_file is not None:
-            for _ in group:
-                on_file()
-    for i in sorted(alone):
-        frame = _read_one(sources[i], i, problems, contract)
-        if on_file is not None:
-            on_file()
-        if frame is not None:
-            keep(frame, sources[i].name)
+    frames, problems, notes = read_frames(sources, contract, on_file)
     names = [s.name for s in sources]
     if not frames:
         return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
@@ -487,36 +336,6 @@ def _empty_courses() -> pl.DataFrame:
     )
 
 
-def sources_from_paths(paths: list[str], stdin: bytes | None = None) -> tuple[list[_Source], list[InputProblem]]:
-    """Files and folders (their *.csv, recursively) as named byte sources."""
-    sources: list[_Source] = []
-    problems: list[InputProblem] = []
-    for p in paths:
-        if p == "-":
-            sources.append(_Source("stdin", stdin or b""))
-            continue
-        path = Path(p)
-        if path.is_dir():
-            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() == ".csv")
-            if not found:
-                problems.append(InputProblem(p, "no CSV files in this folder"))
-            for f in found:
-                sources.append(_read_bytes(str(f), problems))
-        elif path.is_file():
-            sources.append(_read_bytes(p, problems))
-        else:
-            problems.append(InputProblem(p, "no such file or folder"))
-    return [s for s in sources if s is not None], problems
-
-
-def _read_bytes(name: str, problems: list[InputProblem]) -> _Source | None:
-    try:
-        return _Source(name, Path(name).read_bytes())
-    except OSError as exc:
-        problems.append(InputProblem(name, f"cannot be read: {exc.strerror or exc}"))
-        return None
-
-
 def read_paths(paths: list[str], contract: Contract | None = None, stdin: bytes | None = None) -> Intake:
     sources, problems = sources_from_paths(paths, stdin)
     intake = read_sources(sources, contract)
@@ -525,4 +344,4 @@ def read_paths(paths: list[str], contract: Contract | None = None, stdin: bytes 
 
 
 def read_text(text: str, name: str = "input.csv", contract: Contract | None = None) -> Intake:
-    return read_sources([_Source(name, text.encode())], contract)
+    return read_sources([Source(name, text.encode())], contract)

@@ -186,7 +186,8 @@ def cohort(
     from carscore import report
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_statistics
-    from carscore.intake import read_sources, sources_from_paths
+    from carscore.intake import read_sources
+    from carscore.sources import sources_from_paths
 
     engine = _engine(rules)
     sources, problems = sources_from_paths(paths)
