@@ -36,7 +36,7 @@ def load_engine(rules: list[str | Path] | None = None, overrides: dict[str, dict
 def assess_intake(intake: Intake, engine: Engine, reasons: bool = True) -> Assessment:
     """Grade every course; ``reasons=False`` skips wording the reasons (for
     summaries and cohort statistics, which do not show them)."""
-    days = engine.assess(intake.days, reasons=reasons)
+    days = engine.assess(intake.rows, reasons=reasons, file_columns=intake.file_columns)
     keys = engine.plan.summary_keys
     first_rows = days.filter(pl.col(COURSE).is_first_distinct())
     summaries = first_rows.select([COURSE, *keys])

@@ -12,7 +12,7 @@ from carscore.expr import Node
 from carscore.ruleset import _Reader
 from carscore.yamlsafe import LDict, load_yaml
 
-KINDS = {"integer", "number", "boolean", "dose", "enum", "text"}
+KINDS = {"integer", "number", "boolean", "dose", "enum", "text", "time"}
 MERGES = {"max", "min", "first"}
 
 
@@ -32,12 +32,20 @@ class Column:
         return self.kind in ("integer", "number")
 
 
+CHECK_LEVELS = ("row", "day")
+
+
 @dataclass(frozen=True)
 class Check:
+    """A cross-column input check: where ``when`` holds, the input is wrong.
+    ``level`` says what it reads: one row (one assessment, e.g. ICE items
+    against that row's own total) or the day after its rows are combined."""
+
     when: Node
     source_text: str
     columns: tuple[str, ...]
     message: str
+    level: str = "row"
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,13 @@ def load_contract(path: str | None = None) -> Contract:
         )
     checks = []
     for item in doc.get("checks") or []:
+        r.fields(item, {"when", "columns", "message", "level"}, {"when", "columns", "message"}, "a check")
+        level = item.get("level", "row")
+        if level not in CHECK_LEVELS:
+            r.err(f"unknown check level '{level}' (row or day)", level, item)
         expr = r.expression(item["when"], item, "'when'")
         if expr:
-            checks.append(Check(expr.node, expr.source.text, tuple(item["columns"]), item["message"]))
+            checks.append(Check(expr.node, expr.source.text, tuple(item["columns"]), item["message"], level))
     if r.errors:
         raise RuleErrors(r.errors)
     assert isinstance(doc, LDict)

@@ -1,5 +1,7 @@
 """Reading patient data: wide CSV files (contract section 1) into one typed
-table of patient-days, with every problem named by file, row and column.
+table of input rows (one row per assessment), with every problem named by
+file, row and column. The rows of a day are combined later, by the engine,
+after each row's own values are read (criteria §0).
 
 Every cell is read as text first and parsed column by column, so a bad cell
 is reported with what was written there instead of being silently dropped.
@@ -14,11 +16,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from carscore.combine import column_merge_expr
 from carscore.compile import COURSE, DAY, Compiler
-from carscore.contract import Column, Contract, load_contract
+from carscore.contract import Check, Column, Contract, load_contract
 from carscore.csvread import FILE, LINE, read_frames
-from carscore.engine import column_symbol
 from carscore.errors import InputProblem
+from carscore.expr import names_in
+from carscore.plan import column_symbol
 from carscore.sources import Source, sources_from_paths
 
 TRUE_WORDS = ("yes", "y", "true", "1")
@@ -30,11 +34,14 @@ MAX_PROBLEMS_PER_COLUMN = 20
 
 @dataclass
 class Intake:
-    days: pl.DataFrame  # one row per course and day, typed, sorted by course then day
+    rows: pl.DataFrame  # one row per assessment, typed, sorted by course, day and time
     courses: pl.DataFrame  # _course, patient_id, infusion, file (input order)
     problems: list[InputProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files_read: int = 0
+    # the input columns each file has (by _file index): a blank cell in a file
+    # that has the column is "not recorded that day"; a missing column is not captured
+    file_columns: list[frozenset[str]] = field(default_factory=list)
 
 
 def _range_text(col: Column) -> str:
@@ -112,7 +119,21 @@ def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
         word = text.str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
         bad = given & ~word.is_in(list(col.values))
         return word, bad, f"is not one of: {', '.join(col.values)}"
+    if col.kind == "time":
+        return _clock_time(text, given)
     return text, pl.lit(False), ""
+
+
+_CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
+
+
+def _clock_time(text: pl.Expr, given: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
+    """HH:MM or HH:MM:SS (24-hour local clock) as seconds since midnight."""
+    parts = [text.str.extract(_CLOCK, i).cast(pl.Int64, strict=False) for i in (1, 2, 3)]
+    hours, minutes, seconds = parts[0], parts[1], parts[2].fill_null(0)
+    valid = (hours < 24) & (minutes < 60) & (seconds < 60)
+    value = pl.when(valid).then(hours * 3600 + minutes * 60 + seconds)
+    return value, given & value.is_null(), "is not a clock time (HH:MM or HH:MM:SS, 00:00 to 23:59)"
 
 
 def _as_written(value: object) -> str:
@@ -145,8 +166,13 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     contract = contract or load_contract()
     frames, problems, notes = read_frames(sources, contract, on_file)
     names = [s.name for s in sources]
+    file_columns = [frozenset[str]() for _ in sources]
+    for frame in frames:
+        present = frozenset(c for c in frame.columns if c in contract.columns)
+        for i in frame[FILE].unique().to_list():
+            file_columns[i] = present
     if not frames:
-        return Intake(_empty_days(contract), _empty_courses(), problems, notes, len(sources))
+        return Intake(_empty_rows(contract), _empty_courses(), problems, notes, len(sources), file_columns)
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frames.clear()
 
@@ -204,40 +230,63 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
             typed_df = typed_df.with_columns(pl.lit(None, dtype=_dtype(col)).alias(name))
     typed_df = typed_df.with_columns(pl.col("infusion").fill_null(1))
 
-    # cross-column checks (ICE items against ICE total, ...)
-    check_masks = []
-    compiler = Compiler(lambda n: column_symbol(contract, n))
-    for i, check in enumerate(contract.checks):
-        check_masks.append(compiler.compile(check.when).expr.fill_null(False).alias(f"_check_{i}"))
-    if check_masks:
-        typed_df = typed_df.with_columns(check_masks)
-        for i, check in enumerate(contract.checks):
-            hits = typed_df.filter(pl.col(f"_check_{i}"))
-            for row in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows(named=True):
-                values = ", ".join(f"{c}={_show(row[c])}" for c in check.columns)
-                problems.append(
-                    InputProblem(
-                        names[row[FILE]],
-                        f"{check.message} ({values})",
-                        row[LINE],
-                        " and ".join(check.columns[:2]) if len(check.columns) <= 2 else check.columns[0],
-                    )
-                )
-        typed_df = typed_df.with_columns(
-            pl.any_horizontal([pl.col("_row_bad")] + [pl.col(f"_check_{i}") for i in range(len(check_masks))]).alias("_row_bad")
-        )
+    # cross-column checks of one assessment (ICE items against that row's ICE total)
+    typed_df = _check(typed_df, [c for c in contract.checks if c.level == "row"], contract, names, problems)
 
     courses, typed_df, dup_problems = _assign_courses(typed_df, names)
     problems.extend(dup_problems)
     typed_df = typed_df.filter(pl.col(COURSE).is_not_null())
+    day_checks = [c for c in contract.checks if c.level == "day"]
+    if day_checks:
+        # checks of the whole day, on its rows combined (a CSF count and a
+        # cytospin on two rows are one examination)
+        merged = typed_df.group_by([COURSE, DAY]).agg(
+            [column_merge_expr(contract.columns[n]) for n in _check_columns(day_checks, contract)]
+            + [pl.col(FILE).first(), pl.col(LINE).min(), pl.col("_row_bad").any()]
+        )
+        merged = _check(merged, day_checks, contract, names, problems)
+        bad_days = merged.filter(pl.col("_row_bad")).select(COURSE).unique()
+        typed_df = typed_df.with_columns(pl.col("_row_bad") | pl.col(COURSE).is_in(bad_days[COURSE].implode()))
     bad_courses = typed_df.filter(pl.col("_row_bad")).select(COURSE).unique()
     if bad_courses.height:
         typed_df = typed_df.join(bad_courses, on=COURSE, how="anti")
         courses = courses.with_columns(assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode()))
-    days = _merge_days(typed_df.drop("_row_bad"), contract)
+    rows = _course_ages(typed_df.drop("_row_bad"))
     order = {n: i for i, n in enumerate(names)}
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
-    return Intake(days, courses, problems, notes, len(sources))
+    return Intake(rows, courses, problems, notes, len(sources), file_columns)
+
+
+def _check_columns(checks: list[Check], contract: Contract) -> list[str]:
+    names: set[str] = set()
+    for check in checks:
+        names |= names_in(check.when) & set(contract.columns)
+    return sorted(names - {DAY, "patient_id", "infusion"})
+
+
+def _check(
+    df: pl.DataFrame, checks: list[Check], contract: Contract, names: list[str], problems: list[InputProblem]
+) -> pl.DataFrame:
+    """Mark rows (or days) where a check finds the input wrong, naming each."""
+    if not checks:
+        return df
+    compiler = Compiler(lambda n: column_symbol(contract, n))
+    masks = [compiler.compile(check.when).expr.fill_null(False).alias(f"_check_{i}") for i, check in enumerate(checks)]
+    df = df.with_columns(masks)
+    for i, check in enumerate(checks):
+        hits = df.filter(pl.col(f"_check_{i}"))
+        for row in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows(named=True):
+            values = ", ".join(f"{c}={_show(row[c])}" for c in check.columns)
+            problems.append(
+                InputProblem(
+                    names[row[FILE]],
+                    f"{check.message} ({values})",
+                    row[LINE],
+                    " and ".join(check.columns[:2]) if len(check.columns) <= 2 else check.columns[0],
+                )
+            )
+    flagged = pl.any_horizontal([pl.col("_row_bad")] + [pl.col(f"_check_{i}") for i in range(len(checks))])
+    return df.with_columns(flagged.alias("_row_bad")).drop([f"_check_{i}" for i in range(len(checks))])
 
 
 def _show(v: object) -> str:
@@ -250,6 +299,7 @@ def _dtype(col: Column) -> pl.DataType:
         "number": pl.Float64(),
         "boolean": pl.Boolean(),
         "dose": pl.Boolean(),
+        "time": pl.Int64(),
     }.get(col.kind, pl.String())
 
 
@@ -286,39 +336,17 @@ def _assign_courses(df: pl.DataFrame, names: list[str]) -> tuple[pl.DataFrame, p
     return courses, df, problems
 
 
-def _merge_days(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
-    """Several rows of one course and day become the worst of the day."""
-    # age is written once per patient: give every course of the patient the
-    # course's own age, else the age given in another of the patient's courses
-    ages = df.group_by(COURSE).agg(pl.col("patient_id").first(), pl.col("age_years").drop_nulls().first())
-    ages = ages.with_columns(
-        pl.coalesce(pl.col("age_years"), pl.col("age_years").drop_nulls().first().over("patient_id")).alias("_age")
-    )
-    df = df.drop("age_years").join(ages.select(COURSE, pl.col("_age").alias("age_years")), on=COURSE, how="left")
-    df = df.sort([COURSE, DAY])
-    same_day = (pl.col(COURSE) == pl.col(COURSE).shift(1)) & (pl.col(DAY) == pl.col(DAY).shift(1))
-    if df.select(same_day.any()).item():
-        aggs = []
-        for name, col in contract.columns.items():
-            if name in (DAY,):
-                continue
-            c = pl.col(name)
-            if col.kind == "enum" and col.merge in ("max", "min"):
-                rank = c.replace_strict(list(col.values), list(range(len(col.values))), default=None, return_dtype=pl.Int32)
-                top = rank.max() if col.merge == "max" else rank.min()
-                aggs.append(top.replace_strict(list(range(len(col.values))), list(col.values), default=None).alias(name))
-            elif col.merge == "max":
-                aggs.append(c.max().alias(name))
-            elif col.merge == "min":
-                aggs.append(c.min().alias(name))
-            else:
-                aggs.append(c.drop_nulls().first().alias(name))
-        aggs += [pl.col(FILE).first(), pl.col(LINE).min()]
-        df = df.group_by([COURSE, DAY]).agg(aggs).sort([COURSE, DAY])
-    return df
+def _course_ages(df: pl.DataFrame) -> pl.DataFrame:
+    """Age is written once per patient (contract §1): give every row of a course
+    the course's own age, else the age given in another of the patient's
+    courses; then order the rows by course, day and clock time."""
+    course_age = pl.col("age_years").drop_nulls().first().over(COURSE)
+    patient_age = pl.col("age_years").drop_nulls().first().over("patient_id")
+    df = df.with_columns(pl.coalesce(course_age, patient_age).alias("age_years"))
+    return df.sort([COURSE, DAY, "time"], nulls_last=False, maintain_order=True)
 
 
-def _empty_days(contract: Contract) -> pl.DataFrame:
+def _empty_rows(contract: Contract) -> pl.DataFrame:
     schema = {COURSE: pl.UInt32(), FILE: pl.UInt32(), LINE: pl.UInt32()}
     schema |= {n: _dtype(c) for n, c in contract.columns.items()}
     return pl.DataFrame(schema=schema)

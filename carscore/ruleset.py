@@ -4,14 +4,22 @@ A rule set is one YAML file:
 
     id, title, version, citation        who decides, and on what authority
     parameters: {name: {value, citation, unit?, description?}}
+    row_values: {name: {value, combine, of?}}  values of one input row (one
+                assessment), combined into the day: max | min | any | all |
+                first | last | sum, or row_with_max / row_with_min (the value
+                on the row where the row value named by ``of`` is highest /
+                lowest). Without ``combine`` a row value only serves others.
     let:        {name: expression}       named intermediate values (day or course)
-    decisions:  [{outputs, reason, cases, note_missing?}]
-    flags:      {id: expression | {when, description?}}
+    decisions:  [{outputs, reason, cases, note_missing?, looks_ahead?}]
+    flags:      {id: expression | {when, description?, looks_ahead?}}
     summary:    {key: expression | {cases: [...]}}
 
 A decision's cases are tried in order and the first whose ``when`` holds
 gives the outputs and the reason; a case with ``worst:`` instead takes the
 highest grade among its criteria that hold and names every one of them.
+
+A day's result may not depend on a later day (criteria §0) unless its
+decision or flag says why it looks ahead (``looks_ahead: "..."``).
 """
 
 from __future__ import annotations
@@ -64,6 +72,19 @@ class Parameter:
     description: str = ""
 
 
+ROW_COMBINES = ("max", "min", "any", "all", "first", "last", "sum", "row_with_max", "row_with_min")
+
+
+@dataclass(frozen=True)
+class RowValue:
+    """A value of one input row, and how the rows of a day combine into the day's value."""
+
+    name: str
+    value: Expression
+    combine: str | None = None  # None: read by other row values only
+    of: str | None = None  # row_with_max / row_with_min: the row value that picks the row
+
+
 @dataclass(frozen=True)
 class Criterion:
     """One line of a worst-of table: a grade and when it applies."""
@@ -90,6 +111,7 @@ class Decision:
     note_missing: tuple[tuple[str, ...], ...] = ()
     source: Source | None = None
     note_sources: tuple[Source, ...] = ()
+    looks_ahead: str = ""  # why this day result may read later days
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,7 @@ class Flag:
     id: str
     when: Expression
     description: str = ""
+    looks_ahead: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class RuleSet:
     file: str
     description: str = ""
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    row_values: dict[str, RowValue] = field(default_factory=dict)
     lets: dict[str, Expression] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     flags: dict[str, Flag] = field(default_factory=dict)
@@ -228,7 +252,7 @@ def read_ruleset(path: Path) -> RuleSet:
         raise RuleErrors([RuleError("a rule file must be a mapping with id, title, version and citation", file, 1, 1)])
     r.fields(
         doc,
-        {"id", "title", "version", "citation", "description", "parameters", "let", "decisions", "flags", "summary"},
+        {"id", "title", "version", "citation", "description", "parameters", "row_values", "let", "decisions", "flags", "summary"},
         {"id", "title", "version", "citation"},
         "the rule set",
     )
@@ -262,6 +286,8 @@ def read_ruleset(path: Path) -> RuleSet:
             r.text(spec, "description", f"parameter '{name}'", required=False),
         )
 
+    _read_row_values(r, doc, rs)
+
     lets = r.mapping(doc["let"], "'let'", doc) if "let" in doc else None
     for name, value in (lets or {}).items():
         if r.identifier(name, value, "name"):
@@ -281,15 +307,16 @@ def read_ruleset(path: Path) -> RuleSet:
     for fid, spec in (flags or {}).items():
         if not r.identifier(fid, spec, "flag id"):
             continue
-        description = ""
+        description = looks_ahead = ""
         cond = spec
         if isinstance(spec, LDict):
-            r.fields(spec, {"when", "description"}, {"when"}, f"flag '{fid}'")
+            r.fields(spec, {"when", "description", "looks_ahead"}, {"when"}, f"flag '{fid}'")
             cond = spec.get("when")
             description = r.text(spec, "description", f"flag '{fid}'", required=False)
+            looks_ahead = r.text(spec, "looks_ahead", f"flag '{fid}'", required=False)
         expr = r.expression(cond, spec, f"flag '{fid}'")
         if expr:
-            rs.flags[fid] = Flag(fid, expr, description)
+            rs.flags[fid] = Flag(fid, expr, description, looks_ahead)
 
     summary = r.mapping(doc["summary"], "'summary'", doc) if "summary" in doc else None
     for key, spec in (summary or {}).items():
@@ -313,7 +340,7 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
     if not isinstance(item, LDict):
         r.err("a decision must be a mapping with 'outputs' and 'cases'", item)
         return None
-    allowed = {"outputs", "reason", "cases", "note_missing"} if require_outputs else {"cases", "reason"}
+    allowed = {"outputs", "reason", "cases", "note_missing", "looks_ahead"} if require_outputs else {"cases", "reason"}
     r.fields(item, allowed, {"outputs", "cases"} if require_outputs else {"cases"}, "a decision")
     outputs: list[str] = []
     if require_outputs:
@@ -348,7 +375,35 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
         if c:
             cases.append(c)
     src = r.source(item, item)
-    return Decision(tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src, tuple(note_sources))
+    looks_ahead = r.text(item, "looks_ahead", "a decision", required=False)
+    return Decision(
+        tuple(outputs), str(reason_key) if reason_key else None, tuple(cases), tuple(notes), src, tuple(note_sources), looks_ahead
+    )
+
+
+def _read_row_values(r: _Reader, doc: LDict, rs: RuleSet) -> None:
+    rows = r.mapping(doc["row_values"], "'row_values'", doc) if "row_values" in doc else None
+    for name, spec in (rows or {}).items():
+        if not r.identifier(name, spec, "row value"):
+            continue
+        combine = of = None
+        value = spec
+        if isinstance(spec, LDict):
+            r.fields(spec, {"value", "combine", "of"}, {"value"}, f"row value '{name}'")
+            value = spec.get("value")
+            combine = spec.get("combine")
+            of = spec.get("of")
+            if combine is not None and combine not in ROW_COMBINES:
+                r.err(f"row value '{name}': unknown combine '{combine}' (known: {', '.join(ROW_COMBINES)})", combine, spec)
+                continue
+            if (combine in ("row_with_max", "row_with_min")) != (of is not None):
+                r.err(f"row value '{name}': 'of' (the row value that picks the row) goes with row_with_max/row_with_min", spec)
+                continue
+            if of is not None and not r.identifier(of, spec, "'of'"):
+                continue
+        expr = r.expression(value, spec if isinstance(spec, LDict) else rows, f"row value '{name}'")
+        if expr:
+            rs.row_values[name] = RowValue(name, expr, combine, of)
 
 
 def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:

@@ -593,8 +593,6 @@ BAD_CELLS: dict[str, tuple[dict[tuple[int, str], str], int, str, list[str]]] = {
     "negative car_copies": ({(3, "car_copies"): "-5"}, 3, "car_copies", ["'-5'"]),
     "car_copies as text": ({(3, "car_copies"): "high"}, 3, "car_copies", ["'high'"]),
     "unknown mrd_method": ({(2, "mrd_method"): "elisa"}, 2, "mrd_method", ["'elisa'"]),
-    "csf_blasts without csf_wbc": ({(2, "csf_wbc"): "", (2, "csf_blasts"): "yes"}, 2, "csf_wbc",
-                                   ["csf_blasts", "csf_wbc=blank"]),
     "missing day": ({(3, "day"): ""}, 3, "day", ["blank"]),
     "non-integer day": ({(3, "day"): "2.5"}, 3, "day", ["'2.5'"]),
 }

@@ -960,32 +960,57 @@ def test_aggregates_usable_on_every_day(values: pl.DataFrame) -> None:
 
 
 @pytest.fixture
-def spells() -> pl.DataFrame:
-    # course 0: days 0-9, held on 1, 2, 5, 6, 9 (gaps of 2 days); course 1: days 10-12, held on 11
+def counts() -> pl.DataFrame:
+    # course 0: sparse counts; course 1: one low count; course 2: none in the window
     return table(
-        [0] * 10 + [1] * 3,
-        list(range(10)) + [10, 11, 12],
-        f=[False, True, True, False, False, True, True, False, False, True, False, True, None],
+        [0] * 6 + [1] * 3 + [2] * 2,
+        [1, 3, 5, 9, 10, 20] + [0, 4, 8] + [35, 40],
+        x=[0.3, 0.6, 0.2, 0.9, 0.8, 0.4, 1.0, 0.2, 1.0, 0.1, 0.1],
     )
 
 
 @pytest.mark.parametrize(
     "args, expected",
     [
-        ("0, 20, 3", [9, 1]),  # 2-day gaps shorter than 3: bridged
-        ("0, 20, 2", [5, 1]),  # a gap as long as the bridge is not bridged
-        ("0, 20, 1", [5, 1]),
-        ("0, 6, 3", [6, 0]),  # only days 0-6 count
-        ("5, 20, 3", [5, 1]),  # the gap before the window is not counted
-        ("0, 100, 9", [9, 1]),  # course 1 does not bridge back to course 0
+        # course 0, interpolated: days 1-2 below (0.3, 0.45), 3 above (0.6), 4-6 below (0.4, 0.2, 0.375),
+        # 7-17 above (0.55 ... 0.52), 18-20 below (0.48, 0.44, 0.4): 2 + 1 (non-stable) + 3 + 3 = 9.
+        # course 1: 1.0, 0.8, 0.6, 0.4, 0.2, 0.4, 0.6, 0.8, 1.0 on days 0-8: days 3-5 = 3
+        ("0.5, 0, 30, 3", [9, 3, None]),
+        ("0.5, 0, 5, 3", [5, 2, None]),  # only anchors within days 0-5 (course 1: days 0 and 4)
+        ("0.5, 0, 30, 1", [8, 3, None]),  # a single day above is already a recovery
+        ("0.1, 0, 30, 3", [0, 0, None]),  # nothing at or below 0.1 in the window
+        ("0.5, 36, 40, 3", [None, None, 1]),  # anchors outside the window are never used
     ],
 )
-def test_duration(spells: pl.DataFrame, args: str, expected: list[int]) -> None:
-    assert per_course(spells, f"duration(f, {args})") == expected
+def test_days_at_or_below(counts: pl.DataFrame, args: str, expected: list[Any]) -> None:
+    assert per_course(counts, f"days_at_or_below(x, {args})") == expected
 
 
-def test_duration_with_parameters(spells: pl.DataFrame) -> None:
-    assert per_course(spells, "duration(f, 0, last, bridge)", params={"last": 20, "bridge": 3}) == [9, 1]
+def test_days_below_is_strict() -> None:
+    df = table([0] * 3, [0, 1, 2], x=[20.0, 20.0, 19.0])
+    assert per_course(df, "days_below(x, 20, 0, 30, 3)") == [1]
+    assert per_course(df, "days_at_or_below(x, 20, 0, 30, 3)") == [3]
+
+
+def test_days_at_or_below_sparse_high_counts_are_not_neutropenic() -> None:
+    # criteria §5: ANC 0.3 on days 1 and 30 with 1.5 on every day between is 2 days
+    days = list(range(1, 31))
+    df = table([0] * 30, days, x=[0.3] + [1.5] * 28 + [0.3])
+    assert per_course(df, "days_at_or_below(x, 0.5, 0, 30, 3)") == [2]
+    # counts every other day: the interpolated days between 0.3 and 1.5 are above 0.5
+    alternate = [1, *range(3, 30, 2), 30]
+    sparse = table([0] * len(alternate), alternate, x=[0.3] + [1.5] * (len(alternate) - 2) + [0.3])
+    assert per_course(sparse, "days_at_or_below(x, 0.5, 0, 30, 3)") == [2]
+
+
+def test_days_at_or_below_window_from_a_course_value(counts: pl.DataFrame) -> None:
+    assert per_course(counts, "days_at_or_below(x, 0.5, 0, min(day) + 4, 3)") == [5, 2, 1]
+
+
+def test_days_at_or_below_window_must_be_per_course(counts: pl.DataFrame) -> None:
+    with pytest.raises(CompileError) as info:
+        compile_on(counts, "days_at_or_below(x, 0.5, 0, day, 3)")
+    assert "course value" in info.value.message
 
 
 def test_timeline_functions_need_a_condition(timeline: pl.DataFrame) -> None:
