@@ -725,11 +725,11 @@ def _break_yaml(text: str) -> str:
 
 
 def _break_expression(text: str) -> str:
-    return text.replace('fever: "temp_c >= fever_temp_c"', 'fever: "temp_c >== fever_temp_c"', 1)
+    return text.replace('fever: "temperature >= fever_temp_c"', 'fever: "temperature >== fever_temp_c"', 1)
 
 
 def _unknown_name(text: str) -> str:
-    return text.replace('fever: "temp_c >= fever_temp_c"', 'fever: "temp_c >= fever_temp_f"', 1)
+    return text.replace('fever: "temperature >= fever_temp_c"', 'fever: "temperature >= fever_temp_f"', 1)
 
 
 def _text_parameter(text: str) -> str:
