@@ -11,6 +11,7 @@ other courses in the same file and in other files still are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,7 +65,7 @@ def _parse_word(col: Column, word: str) -> tuple[object, bool]:
             dose = float(w)
         except ValueError:
             return None, False
-        return (dose > 0, True) if dose >= 0 and dose == dose else (None, False)
+        return (dose > 0, True) if math.isfinite(dose) and dose >= 0 else (None, False)
     normal = "_".join(low.replace("-", " ").split())
     return (normal, True) if normal in col.values else (None, False)
 
@@ -102,23 +103,8 @@ def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
         if col.kind == "integer":
             bad = bad | (given & number.is_finite() & (number != number.round(0)))
             message = "is not a whole number"
-            value = number.cast(pl.Int64, strict=False)
-        else:
-            value = number
-        return value, bad, message
-    if col.kind in ("boolean", "dose"):
-        word = text.str.to_lowercase()
-        flag = word.replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
-        if col.kind == "boolean":
-            return flag, given & flag.is_null(), "is not yes/no (accepted: yes/no, y/n, true/false, 1/0)"
-        dose = text.cast(pl.Float64, strict=False)
-        value = pl.coalesce([flag, dose > 0])
-        bad = given & (value.is_null() | (dose < 0))
-        return value, bad, "is neither yes/no nor a dose (a number of 0 or more)"
-    if col.kind == "enum":
-        word = text.str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
-        bad = given & ~word.is_in(list(col.values))
-        return word, bad, f"is not one of: {', '.join(col.values)}"
+        # integers stay decimal until their range is checked, so that 10^30 is out of range, not blank
+        return number, bad, message
     if col.kind == "time":
         return _clock_time(text, given)
     return text, pl.lit(False), ""
@@ -148,18 +134,15 @@ def _as_written(value: object) -> str:
 def _problems_from(
     df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str, problems: list[InputProblem]
 ) -> None:
-    hits = df.filter(pl.col(mask)).select(FILE, LINE, raw)
-    for f, line, value in hits.head(MAX_PROBLEMS_PER_COLUMN).iter_rows():
+    """One problem per cell, at most MAX_PROBLEMS_PER_COLUMN per file and column,
+    then one line counting the rest of that file's."""
+    hits = df.filter(pl.col(mask)).select(FILE, LINE, raw).with_columns(_nth=pl.int_range(pl.len()).over(FILE))
+    for f, line, value, _ in hits.filter(pl.col("_nth") < MAX_PROBLEMS_PER_COLUMN).iter_rows():
         problems.append(InputProblem(names[f], message, line, column, _as_written(value)))
-    if hits.height > MAX_PROBLEMS_PER_COLUMN:
-        problems.append(
-            InputProblem(
-                names[hits[FILE][0]],
-                f"... and {hits.height - MAX_PROBLEMS_PER_COLUMN} more rows with the same problem",
-                0,
-                column,
-            )
-        )
+    more = hits.group_by(FILE).agg(pl.len().alias("n"), pl.col(LINE).max().alias("last"))
+    for f, n, last in more.filter(pl.col("n") > MAX_PROBLEMS_PER_COLUMN).iter_rows():
+        rest = n - MAX_PROBLEMS_PER_COLUMN
+        problems.append(InputProblem(names[f], f"... and {rest} more rows with the same problem", last, column))
 
 
 def read_sources(sources: list[Source], contract: Contract | None = None, on_file: Callable[[], None] | None = None) -> Intake:
@@ -223,19 +206,30 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
         [FILE, LINE]
         + [pl.col(f"_v_{n}").alias(n) for n in contract.columns if f"_v_{n}" in parsed.columns]
         + ([pl.any_horizontal([pl.col(m) for m in failing]).alias("_row_bad")] if failing else [pl.lit(False).alias("_row_bad")])
+        + [pl.col(m) for m in failing if m in ("_bad_infusion", "_range_infusion")]
     )
     del parsed
     for name, col in contract.columns.items():
         if name not in typed_df.columns:
             typed_df = typed_df.with_columns(pl.lit(None, dtype=_dtype(col)).alias(name))
-    typed_df = typed_df.with_columns(pl.col("infusion").fill_null(1))
+    # a row whose infusion cannot be read belongs to no known course: it is kept
+    # out of every course, and the patient's courses in that file are not assessed
+    bad_infusion = [pl.col(m) for m in failing if m in ("_bad_infusion", "_range_infusion")]
+    unplaced = pl.any_horizontal(bad_infusion) if bad_infusion else pl.lit(False)
+    typed_df = typed_df.with_columns(
+        pl.when(unplaced).then(None).otherwise(pl.col("infusion").fill_null(1)).alias("infusion"), _unplaced=unplaced
+    )
 
     # cross-column checks of one assessment (ICE items against that row's ICE total)
     typed_df = _check(typed_df, [c for c in contract.checks if c.level == "row"], contract, names, problems)
 
     courses, typed_df, dup_problems = _assign_courses(typed_df, names)
     problems.extend(dup_problems)
-    typed_df = typed_df.filter(pl.col(COURSE).is_not_null())
+    unplaced_patients = typed_df.filter(pl.col("_unplaced")).select(FILE, "patient_id").unique()
+    if unplaced_patients.height:
+        hit = pl.struct(FILE, "patient_id").is_in(unplaced_patients.to_struct().implode())
+        typed_df = typed_df.with_columns(pl.col("_row_bad") | hit)
+    typed_df = typed_df.filter(pl.col(COURSE).is_not_null()).drop("_unplaced", "_bad_infusion", "_range_infusion", strict=False)
     day_checks = [c for c in contract.checks if c.level == "day"]
     if day_checks:
         # checks of the whole day, on its rows combined (a CSF count and a
@@ -248,13 +242,29 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
         bad_days = merged.filter(pl.col("_row_bad")).select(COURSE).unique()
         typed_df = typed_df.with_columns(pl.col("_row_bad") | pl.col(COURSE).is_in(bad_days[COURSE].implode()))
     bad_courses = typed_df.filter(pl.col("_row_bad")).select(COURSE).unique()
+    left_out: list[InputProblem] = []
     if bad_courses.height:
         typed_df = typed_df.join(bad_courses, on=COURSE, how="anti")
         courses = courses.with_columns(assessed=~pl.col(COURSE).is_in(bad_courses[COURSE].implode()))
+        left_out = _not_assessed(courses)
     rows = _course_ages(typed_df.drop("_row_bad"))
     order = {n: i for i, n in enumerate(names)}
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
+    problems.extend(left_out)
     return Intake(rows, courses, problems, notes, len(sources), file_columns)
+
+
+def _not_assessed(courses: pl.DataFrame) -> list[InputProblem]:
+    """Every course left out, named: one sentence per file, however many."""
+    out = []
+    left_out = courses.filter(~pl.col("assessed"))
+    for (file,), group in left_out.group_by("file", maintain_order=True):
+        named = ", ".join(f"{pid} (infusion {inf})" for pid, inf in group.select("patient_id", "infusion").iter_rows())
+        n = group.height
+        out.append(
+            InputProblem(str(file), f"{n} course{'s' if n > 1 else ''} not assessed because of the problems above: {named}")
+        )
+    return out
 
 
 def _check_columns(checks: list[Check], contract: Contract) -> list[str]:

@@ -26,6 +26,8 @@ from carscore.ruleset import Decision, RuleSet, Source, Template
 _KIND_TYPES = {"integer": NUM, "number": NUM, "boolean": BOOL, "dose": BOOL, "enum": TEXT, "text": TEXT, "time": NUM}
 # facts of the course rather than observations of a day: known from the infusion on
 _COURSE_COLUMNS = ("age_years", "patient_id", "infusion")
+# definitions built one on another: each level is one step of the compiled plan
+MAX_DEFINITION_DEPTH = 400
 
 
 def column_symbol(contract: Contract, name: str) -> Symbol | None:
@@ -124,8 +126,10 @@ def topological(defs: dict[str, _Definition]) -> list[str]:
                 if state.get(dep) == 2:
                     continue
                 if state.get(dep) == 1:
-                    cycle = path[path.index(dep) :] + [dep]
-                    names = " -> ".join(defs[k].name for k in cycle)
+                    cycle = [defs[k].name for k in path[path.index(dep) :] + [dep]]
+                    if len(cycle) > 12:
+                        cycle = cycle[:5] + [f"... ({len(cycle) - 10} more) ..."] + cycle[-5:]
+                    names = " -> ".join(cycle)
                     raise RuleErrors([defs[dep].source.error(f"these definitions depend on each other in a circle: {names}")])
                 state[dep] = 1
                 path.append(dep)
@@ -284,6 +288,14 @@ def _compile(p: _Planner) -> Plan:
         d = p.defs[key]
         level = 1 + max((depth[dep] for dep in d.deps), default=0)
         depth[key] = level
+        if level > MAX_DEFINITION_DEPTH:
+            raise RuleErrors(
+                [
+                    d.source.error(
+                        f"'{d.name}' is built on a chain of more than {MAX_DEFINITION_DEPTH} definitions, each using the next"
+                    )
+                ]
+            )
         compiler = p.compiler(d)
         try:
             produced = _compile_definition(p, d, compiler, plan)
