@@ -9,6 +9,7 @@ over the whole table of input rows in a single pass:
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -52,6 +53,8 @@ class Engine:
         for name, value in values.items():
             if name not in params:
                 raise RuleErrors([RuleError(f"rule set '{rs.id}' has no parameter '{name}'", rs.file)])
+            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, int) and abs(value) >= 2**63:
+                raise RuleErrors([RuleError(f"parameter '{name}' of rule set '{rs.id}' must be a finite number", rs.file)])
             params[name] = replace(params[name], value=value)
         return replace(rs, parameters=params)
 

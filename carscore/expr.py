@@ -17,12 +17,39 @@ point at the exact column of the rule file.
     atom    := NUMBER | STRING | 'true' | 'false' | 'null'
              | NAME | NAME '(' [expr (',' expr)*] ')' | '(' expr ')' | list
     list    := '[' [expr (',' expr)*] ']'
+
+Conditions come from rule files, which may be broken or hostile, so parsing
+is bounded: a condition has at most ``MAX_CONDITION_CHARS`` characters, the
+parser recurses at most ``MAX_NESTING`` levels (parentheses, lists, call
+arguments, 'not', unary '-'), and the tree it returns is at most
+``MAX_TREE_DEPTH`` nodes deep, so that no code walking it recursively can
+exhaust the stack. Chains of 'and' / 'or' are read in a loop and joined as
+balanced trees (both are associative), so a long flat chain stays shallow.
+Numbers are ASCII decimal, finite and bounded (``read_number``, also used
+for numbers written as YAML values).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# Longer than any real condition by far (the longest built-in one is a few
+# hundred characters), short enough to parse in milliseconds.
+MAX_CONDITION_CHARS = 10_000
+# Parser recursion: each level of parentheses costs about nine Python frames,
+# so 50 levels stay far below Python's recursion limit of 1000.
+MAX_NESTING = 50
+# Depth of the parsed tree (a sum of n terms is n deep): the compiler walks
+# it recursively, a few frames per level.
+MAX_TREE_DEPTH = 100
+# A number is at most 40 characters (17 significant digits and an exponent
+# need far fewer) and a whole number fits in 64 bits, as a data column does.
+MAX_NUMBER_CHARS = 40
+MAX_INTEGER = 2**63 - 1
 
 
 class ExprSyntaxError(Exception):
@@ -81,30 +108,107 @@ class Membership(Node):
     negated: bool = False
 
 
-def names_in(node: Node) -> set[str]:
-    """Every name a condition refers to (function names excluded)."""
-    found: set[str] = set()
+def _children(n: Node) -> tuple[Node, ...]:
+    if isinstance(n, Call):
+        return n.args
+    if isinstance(n, Unary):
+        return (n.operand,)
+    if isinstance(n, Binary):
+        return (n.left, n.right)
+    if isinstance(n, ListOf):
+        return n.items
+    if isinstance(n, Membership):
+        return (n.operand, n.options)
+    return ()
 
-    def walk(n: Node) -> None:
+
+def names_in(node: Node) -> set[str]:
+    """Every name a condition refers to (function names excluded); walked
+    with an explicit stack, whatever the shape of the tree."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
         if isinstance(n, Name):
             found.add(n.name)
-        elif isinstance(n, Call):
-            for a in n.args:
-                walk(a)
-        elif isinstance(n, Unary):
-            walk(n.operand)
-        elif isinstance(n, Binary):
-            walk(n.left)
-            walk(n.right)
-        elif isinstance(n, ListOf):
-            for a in n.items:
-                walk(a)
-        elif isinstance(n, Membership):
-            walk(n.operand)
-            walk(n.options)
-
-    walk(node)
+        stack.extend(_children(n))
     return found
+
+
+def _check_depth(node: Node) -> None:
+    """Refuse a tree deeper than MAX_TREE_DEPTH (walked without recursion),
+    pointing at the first node found beyond it."""
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise ExprSyntaxError(
+                f"condition nested too deeply (more than {MAX_TREE_DEPTH} levels of operators and parentheses)", n.pos
+            )
+        stack.extend((child, depth + 1) for child in _children(n))
+
+
+# --- numbers ---------------------------------------------------------------------
+
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_WHOLE = re.compile(r"[-+]?[0-9]+")
+# Words Python's float() reads as a number that is not finite.
+_NOT_FINITE = {"nan", "inf", "infinity"}
+
+
+class NumberError(ValueError):
+    """A number that cannot be read safely; ``maybe_text`` when what was
+    written might have been meant as text (a code with a leading zero)."""
+
+    def __init__(self, message: str, maybe_text: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.maybe_text = maybe_text
+
+
+def shown(text: str, width: int = 30) -> str:
+    """Text to quote in a one-line message: whitespace runs as one space,
+    other unprintable characters escaped, cut short when long."""
+    flat = " ".join(text.split())
+    flat = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in flat)
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def looks_like_number(text: str) -> bool:
+    """Whether text is written as a decimal number: optional sign, ASCII
+    digits, optional '.' and exponent (38, -1.5, .5, 2., 1e3, 1.5E-3)."""
+    return _DECIMAL.fullmatch(text) is not None
+
+
+def read_number(text: str) -> int | float:
+    """The value of a number in a rule file (a condition or a YAML value):
+    whole numbers give an int, others a float. Raise NumberError with a
+    sentence for anything that could be misread: digits other than 0-9, a
+    leading zero (an octal number to some readers), a value too large to
+    hold (or to parse: Python refuses int() of over 4300 digits), or too
+    small to tell from zero."""
+    quoted = shown(text)
+    if any(unicodedata.category(ch) == "Nd" and not ch.isascii() for ch in text):
+        raise NumberError(f"'{quoted}' is written with digits other than 0-9: write numbers with 0-9")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise NumberError(f"the number '{quoted}' is too long (at most {MAX_NUMBER_CHARS} characters)")
+    if not looks_like_number(text):
+        raise NumberError(f"'{quoted}' is not a decimal number: write it with digits 0-9, an optional '.' and exponent", True)
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        raise NumberError(f"'{quoted}' starts with 0, which some readers take for an octal number: leave the 0 out", True)
+    if _WHOLE.fullmatch(text):
+        whole = int(text)  # exact: never through a float
+        if abs(whole) > MAX_INTEGER:
+            raise NumberError(f"the number '{quoted}' is too large (at most {MAX_INTEGER})")
+        return whole
+    value = float(text)
+    if not math.isfinite(value):
+        raise NumberError(f"the number '{quoted}' is too large to hold")
+    mantissa = re.split("[eE]", digits)[0]
+    if value == 0 and any(ch in "123456789" for ch in mantissa):
+        raise NumberError(f"the number '{quoted}' is too small to tell from 0")
+    return value
 
 
 # --- tokens ----------------------------------------------------------------
@@ -112,7 +216,7 @@ def names_in(node: Node) -> set[str]:
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)
+  | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
   | (?P<string>'[^']*'|"[^"]*")
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op><=|>=|==|!=|[-+*/<>(),\[\]])
@@ -137,6 +241,9 @@ def tokenize(text: str) -> list[_Token]:
         m = _TOKEN.match(text, i)
         if not m:
             ch = text[i]
+            if unicodedata.category(ch) == "Nd":
+                # int() and float() would read it; the grammar does not
+                raise ExprSyntaxError(f"{ch!r} is a digit other than 0-9: write numbers with 0-9", i)
             hint = " (use 'and', 'or', 'not')" if ch in "&|!" else ""
             hint = " (use '==' to compare)" if ch == "=" else hint
             raise ExprSyntaxError(f"unexpected character {ch!r}{hint}", i)
@@ -182,35 +289,36 @@ class _Parser:
             raise ExprSyntaxError(f"unexpected {tok.text!r} after a complete condition", tok.pos)
         return node
 
-    def nested(self) -> None:
-        """Guard every recursive step: a rule file cannot exhaust the stack."""
+    def deeper(self, parse: Callable[[], Node], opener: _Token) -> Node:
+        """Every recursive step of the grammar goes through here ('(', a list
+        item, a call argument, 'not', unary '-'): a rule file cannot nest
+        deeper than MAX_NESTING, so it cannot exhaust the stack. An error
+        points at the token that opened the level one too many."""
         self.depth += 1
-        if self.depth > 100:
-            raise ExprSyntaxError("condition nested too deeply", self.peek().pos)
+        if self.depth > MAX_NESTING:
+            raise ExprSyntaxError(f"condition nested too deeply (more than {MAX_NESTING} levels)", opener.pos)
+        node = parse()
+        self.depth -= 1
+        return node
 
     def parse_or(self) -> Node:
-        self.nested()
-        left = self.parse_and()
+        operands, ops = [self.parse_and()], []
         while self.peek().kind == "or":
-            tok = self.take()
-            left = Binary(tok.pos, "or", left, self.parse_and())
-        self.depth -= 1
-        return left
+            ops.append(self.take())
+            operands.append(self.parse_and())
+        return _balanced("or", operands, ops)
 
     def parse_and(self) -> Node:
-        left = self.parse_not()
+        operands, ops = [self.parse_not()], []
         while self.peek().kind == "and":
-            tok = self.take()
-            left = Binary(tok.pos, "and", left, self.parse_not())
-        return left
+            ops.append(self.take())
+            operands.append(self.parse_not())
+        return _balanced("and", operands, ops)
 
     def parse_not(self) -> Node:
         if self.peek().kind == "not":
             tok = self.take()
-            self.nested()
-            node = Unary(tok.pos, "not", self.parse_not())
-            self.depth -= 1
-            return node
+            return Unary(tok.pos, "not", self.deeper(self.parse_not, tok))
         return self.parse_compare()
 
     def parse_compare(self) -> Node:
@@ -248,20 +356,17 @@ class _Parser:
     def parse_unary(self) -> Node:
         if self.peek().text == "-":
             tok = self.take()
-            self.nested()
-            node = Unary(tok.pos, "-", self.parse_unary())
-            self.depth -= 1
-            return node
+            return Unary(tok.pos, "-", self.deeper(self.parse_unary, tok))
         return self.parse_atom()
 
     def parse_list(self) -> ListOf:
         start = self.expect("[", "'[' to open a list")
         items: list[Node] = []
         if self.peek().text != "]":
-            items.append(self.parse_or())
+            items.append(self.deeper(self.parse_or, start))
             while self.peek().text == ",":
                 self.take()
-                items.append(self.parse_or())
+                items.append(self.deeper(self.parse_or, start))
         self.expect("]", "',' or ']'")
         return ListOf(start.pos, tuple(items))
 
@@ -269,8 +374,10 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "number":
             self.take()
-            value = float(tok.text)
-            return Literal(tok.pos, int(value) if re.fullmatch(r"\d+", tok.text) else value)
+            try:
+                return Literal(tok.pos, read_number(tok.text))
+            except NumberError as exc:
+                raise ExprSyntaxError(exc.message, tok.pos) from None
         if tok.kind == "string":
             self.take()
             return Literal(tok.pos, tok.text[1:-1])
@@ -282,20 +389,22 @@ class _Parser:
             return Literal(tok.pos, None)
         if tok.kind == "name":
             self.take()
+            if tok.text.lower() in _NOT_FINITE and self.peek().text != "(":
+                # not a name to look up: the value Python would give it is not a number to compare with
+                raise ExprSyntaxError(f"'{tok.text}' is not a finite number: conditions use finite numbers only", tok.pos)
             if self.peek().text == "(":
-                self.take()
+                paren = self.take()
                 args: list[Node] = []
                 if self.peek().text != ")":
-                    args.append(self.parse_or())
+                    args.append(self.deeper(self.parse_or, paren))
                     while self.peek().text == ",":
                         self.take()
-                        args.append(self.parse_or())
+                        args.append(self.deeper(self.parse_or, paren))
                 self.expect(")", "',' or ')'")
                 return Call(tok.pos, tok.text, tuple(args))
             return Name(tok.pos, tok.text)
         if tok.text == "(":
-            self.take()
-            inner = self.parse_or()
+            inner = self.deeper(self.parse_or, self.take())
             self.expect(")", "')'")
             return inner
         if tok.text == "[":
@@ -304,9 +413,26 @@ class _Parser:
         raise ExprSyntaxError(f"expected a value, a name or '(', found {found}", tok.pos)
 
 
+def _balanced(op: str, operands: list[Node], ops: list[_Token]) -> Node:
+    """Join ``a op b op c ...`` as a balanced tree: the same meaning ('and'
+    and 'or' are associative, also in three-valued logic) at depth log2(n)
+    rather than n. Each node keeps the position of the operator it stands
+    for; up to three operands the tree is the usual left-nested one."""
+    if len(operands) == 1:
+        return operands[0]
+    mid = (len(operands) + 1) // 2
+    left = _balanced(op, operands[:mid], ops[: mid - 1])
+    right = _balanced(op, operands[mid:], ops[mid:])
+    return Binary(ops[mid - 1].pos, op, left, right)
+
+
 def parse(text: str) -> Node:
     """Parse a condition or value expression; raise ExprSyntaxError with offset."""
-    return _Parser(tokenize(text)).parse()
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ExprSyntaxError(f"condition too long ({len(text):,} characters; at most {MAX_CONDITION_CHARS:,})", 0)
+    node = _Parser(tokenize(text)).parse()
+    _check_depth(node)
+    return node
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

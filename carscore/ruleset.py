@@ -30,7 +30,7 @@ from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import ExprSyntaxError, Node, parse, parse_template
-from carscore.yamlsafe import LDict, LList, LStr, load_yaml, position_in, where
+from carscore.yamlsafe import MAX_FILE_CHARS, LDict, LList, LStr, load_yaml, position_in, where
 
 IDENT_PATTERN = "lower-case letters, digits and '_', starting with a letter"
 
@@ -183,6 +183,8 @@ class _Reader:
         if value is None:
             return ""
         if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "version":
+            # 1.10 would be read as the number 1.1: a version is text
+            self.key_err(mapping, key, f"'version' of {what} must be text: write it in quotes (1.10 would read as 1.1)")
             return str(value)
         if not isinstance(value, str) or (required and not value.strip()):
             self.err(f"'{key}' of {what} must be text", value, mapping)
@@ -240,6 +242,9 @@ def read_ruleset(path: Path) -> RuleSet:
     """Load and check one rule file; raise RuleErrors listing every problem found."""
     file = str(path)
     try:
+        # refuse a huge file before reading it into memory (UTF-8: at least one byte a character)
+        if path.stat().st_size > MAX_FILE_CHARS * 4:
+            raise RuleErrors([RuleError(f"the file has more than {MAX_FILE_CHARS:,} characters: too big for a rule file", file)])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleErrors([RuleError(f"cannot read the rule file: {exc}", file)]) from None
