@@ -24,6 +24,7 @@ decision or flag says why it looks ahead (``looks_ahead: "..."``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ class RuleSet:
     citation: str
     file: str
     description: str = ""
+    sha256: str = ""  # of the bytes read, so a result names exactly the rules it used
     parameters: dict[str, Parameter] = field(default_factory=dict)
     row_values: dict[str, RowValue] = field(default_factory=dict)
     lets: dict[str, Expression] = field(default_factory=dict)
@@ -245,7 +247,8 @@ def read_ruleset(path: Path) -> RuleSet:
         # refuse a huge file before reading it into memory (UTF-8: at least one byte a character)
         if path.stat().st_size > MAX_FILE_CHARS * 4:
             raise RuleErrors([RuleError(f"the file has more than {MAX_FILE_CHARS:,} characters: too big for a rule file", file)])
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleErrors([RuleError(f"cannot read the rule file: {exc}", file)]) from None
     try:
@@ -268,6 +271,7 @@ def read_ruleset(path: Path) -> RuleSet:
         citation=r.text(doc, "citation", "the rule set"),
         description=r.text(doc, "description", "the rule set", required=False),
         file=file,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     if "id" in doc:
         r.identifier(doc["id"], doc, "rule set id")
