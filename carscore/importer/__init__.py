@@ -42,7 +42,9 @@ def import_sources(
         read = read_fhir(mapping, paths, contract)
     else:
         read = read_tables(mapping, paths, contract)
-    built = build_rows(read.events, infusions, zone, device_hours=device_hours, medications_read=read.medications_read)
+    built = build_rows(
+        read.events, infusions, zone, device_hours=device_hours, medications_read=read.medications_read, contract=contract
+    )
     return Imported(built.rows, infusions.problems + read.problems + built.problems, read.notes + built.notes)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from carscore.contract import Contract
 from carscore.errors import InputProblem, UsageError
 from carscore.importer import states
 from carscore.importer.clock import Zone, parse_timestamps, years_of
@@ -128,6 +129,28 @@ def _courses(events: pl.DataFrame, infusions: Infusions, out: Built) -> pl.DataF
     return after.drop("_first", "_first_date", "_first_age", "_infused")
 
 
+def _plausible(events: pl.DataFrame, contract: Contract, out: Built) -> pl.DataFrame:
+    """Values outside the contract's plausible range after conversion are errors
+    (a Fahrenheit value in a Celsius field is not converted: import.md §4)."""
+    ranged = [(n, c) for n, c in contract.columns.items() if c.numeric and c.low is not None]
+    outside = pl.any_horizontal(
+        [(pl.col("column") == n) & ((pl.col("number") < c.low) | (pl.col("number") > c.high)) for n, c in ranged]
+    ).fill_null(False)
+    bad = events.filter(outside)
+    for src, column, value in bad.select("source", "column", "number").head(200).iter_rows():
+        col = contract.columns[column]
+        out.problems.append(
+            problem(
+                src,
+                f"is outside the plausible range of {column} ({col.low:g} to {col.high:g} {col.unit}) after conversion; "
+                "record skipped",
+                column,
+                f"{value:g}",
+            )
+        )
+    return events.filter(~outside)
+
+
 def _cell(number: pl.Expr, text: pl.Expr) -> pl.Expr:
     shown = number.round(4).cast(pl.String).str.replace(r"\.0$", "")
     return pl.coalesce(shown, text)
@@ -140,11 +163,14 @@ def build_rows(
     *,
     device_hours: float = 24.0,
     medications_read: bool = False,
+    contract: Contract | None = None,
 ) -> Built:
     out = Built(pl.DataFrame())
     events, unknown = convert(events)
     for src, column, unit, value in unknown.select("source", "column", "unit", "number").iter_rows():
         out.problems.append(problem(src, f"unknown unit '{unit}' for {column}: not converted, record skipped", "unit", value))
+    if contract is not None:
+        events = _plausible(events, contract, out)
     events = _timed(events, zone, out)
     events = _courses(events, infusions, out)
     key = ["patient_id", "utc_us"]
