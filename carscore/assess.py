@@ -11,8 +11,9 @@ import polars as pl
 
 from carscore.compile import COURSE
 from carscore.engine import Engine
+from carscore.errors import RuleError, RuleErrors
 from carscore.intake import Intake, read_paths
-from carscore.ruleset import RuleSet, builtin_rules_dir, read_rules
+from carscore.ruleset import RuleSet
 
 
 @dataclass
@@ -27,10 +28,31 @@ class Assessment:
         return self.engine.rulesets
 
 
-def load_engine(rules: list[str | Path] | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Engine:
-    """Compile the rule sets in the given files/folders (default: the built-in rules)."""
-    paths = [Path(p) for p in rules] if rules else [builtin_rules_dir()]
-    return Engine(read_rules(paths), overrides=overrides)
+def load_engine(
+    rules: list[str | Path] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    builtins: bool = True,
+) -> Engine:
+    """Compile the built-in rule sets together with the rule files/folders given.
+
+    A given rule set with the id of a built-in one replaces it; the others are
+    added. ``builtins=False`` uses the given files alone. Where each rule set
+    comes from (path, SHA-256, built-in or not, parameters changed from the
+    built-in) is kept with the engine: ``rulesources.sources_of(engine)``.
+    A name that no rule set in use defines is a RuleErrors naming the rule
+    set that would define it."""
+    from carscore import rulesources
+
+    builtin = rulesources.builtin_rulesets()
+    rulesets = rulesources.combine(rules, builtin, with_builtins=builtins)
+    if not rulesets:
+        raise RuleErrors([RuleError("no rule sets to use: give rule files with --rules")])
+    try:
+        engine = Engine(rulesets, overrides=overrides)
+    except RuleErrors as exc:
+        raise rulesources.explain_unknown_names(exc, rulesets, builtin) from None
+    rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
+    return engine
 
 
 def assess_intake(intake: Intake, engine: Engine, reasons: bool = True) -> Assessment:

@@ -80,6 +80,8 @@ def column_merge_expr(col: Column) -> pl.Expr:
         return c.max().alias(col.name)
     if col.merge == "min":
         return c.min().alias(col.name)
+    if col.merge == "join":
+        return c.drop_nulls().unique(maintain_order=True).str.join("; ").alias(col.name)
     return c.drop_nulls().first().alias(col.name)
 
 

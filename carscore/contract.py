@@ -13,7 +13,7 @@ from carscore.ruleset import _Reader
 from carscore.yamlsafe import LDict, load_yaml
 
 KINDS = {"integer", "number", "boolean", "dose", "enum", "text", "time"}
-MERGES = {"max", "min", "first"}
+MERGES = {"max", "min", "first", "join"}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import polars as pl
 from carscore.combine import column_merge_expr
 from carscore.compile import COURSE, DAY, Compiler
 from carscore.contract import Check, Column, Contract, load_contract
-from carscore.csvread import FILE, LINE, read_frames
+from carscore.csvread import FILE, LINE, MALFORMED, MALFORMED_COLUMN, MALFORMED_VALUE, read_frames
 from carscore.errors import InputProblem
 from carscore.expr import names_in
 from carscore.plan import column_symbol
@@ -145,9 +145,16 @@ def _problems_from(
         problems.append(InputProblem(names[f], f"... and {rest} more rows with the same problem", last, column))
 
 
-def read_sources(sources: list[Source], contract: Contract | None = None, on_file: Callable[[], None] | None = None) -> Intake:
+def read_sources(
+    sources: list[Source],
+    contract: Contract | None = None,
+    on_file: Callable[[], None] | None = None,
+    *,
+    column_map: dict[str, str] | None = None,
+    ignore_unknown: bool = False,
+) -> Intake:
     contract = contract or load_contract()
-    frames, problems, notes = read_frames(sources, contract, on_file)
+    frames, problems, notes = read_frames(sources, contract, on_file, column_map=column_map, ignore_unknown=ignore_unknown)
     names = [s.name for s in sources]
     file_columns = [frozenset[str]() for _ in sources]
     for frame in frames:
@@ -192,6 +199,12 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     if "patient_id" in raw.columns:
         parsed = parsed.with_columns(_bad_pid=pl.col("_v_patient_id").is_null())
         messages["_bad_pid"] = ("patient_id", "patient_id is blank")
+    if MALFORMED in parsed.columns:
+        # a row the CSV reader could not read whole is named once, as such, not
+        # cell by cell; its course is not assessed
+        whole = pl.col(MALFORMED).is_null()
+        parsed = parsed.with_columns([(pl.col(m) & whole).alias(m) for m in messages]).with_columns(_malformed_row=~whole)
+        _malformed_problems(parsed, names, problems)
 
     counts = parsed.select([pl.col(m).sum() for m in messages]).row(0, named=True)
     failing = [m for m in messages if counts[m]]
@@ -205,8 +218,13 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     typed_df = parsed.select(
         [FILE, LINE]
         + [pl.col(f"_v_{n}").alias(n) for n in contract.columns if f"_v_{n}" in parsed.columns]
-        + ([pl.any_horizontal([pl.col(m) for m in failing]).alias("_row_bad")] if failing else [pl.lit(False).alias("_row_bad")])
+        + [pl.any_horizontal([pl.col(m) for m in failing] + _malformed_mask(parsed)).alias("_row_bad")]
         + [pl.col(m) for m in failing if m in ("_bad_infusion", "_range_infusion")]
+        + (
+            [(pl.col("_malformed_row") & pl.col("_v_infusion").is_null()).alias("_malformed_unplaced")]
+            if MALFORMED in parsed.columns and "_v_infusion" in parsed.columns
+            else []
+        )
     )
     del parsed
     for name, col in contract.columns.items():
@@ -215,6 +233,7 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     # a row whose infusion cannot be read belongs to no known course: it is kept
     # out of every course, and the patient's courses in that file are not assessed
     bad_infusion = [pl.col(m) for m in failing if m in ("_bad_infusion", "_range_infusion")]
+    bad_infusion += [pl.col("_malformed_unplaced")] if "_malformed_unplaced" in typed_df.columns else []
     unplaced = pl.any_horizontal(bad_infusion) if bad_infusion else pl.lit(False)
     typed_df = typed_df.with_columns(
         pl.when(unplaced).then(None).otherwise(pl.col("infusion").fill_null(1)).alias("infusion"), _unplaced=unplaced
@@ -229,7 +248,9 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     if unplaced_patients.height:
         hit = pl.struct(FILE, "patient_id").is_in(unplaced_patients.to_struct().implode())
         typed_df = typed_df.with_columns(pl.col("_row_bad") | hit)
-    typed_df = typed_df.filter(pl.col(COURSE).is_not_null()).drop("_unplaced", "_bad_infusion", "_range_infusion", strict=False)
+    typed_df = typed_df.filter(pl.col(COURSE).is_not_null()).drop(
+        "_unplaced", "_bad_infusion", "_range_infusion", "_malformed_unplaced", strict=False
+    )
     day_checks = [c for c in contract.checks if c.level == "day"]
     if day_checks:
         # checks of the whole day, on its rows combined (a CSF count and a
@@ -252,6 +273,21 @@ def read_sources(sources: list[Source], contract: Contract | None = None, on_fil
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
     problems.extend(left_out)
     return Intake(rows, courses, problems, notes, len(sources), file_columns)
+
+
+def _malformed_mask(parsed: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.col("_malformed_row")] if "_malformed_row" in parsed.columns else []
+
+
+def _malformed_problems(parsed: pl.DataFrame, names: list[str], problems: list[InputProblem]) -> None:
+    """Rows the CSV reader could not read whole, at most MAX_PROBLEMS_PER_COLUMN per file."""
+    rows = parsed.filter(pl.col("_malformed_row")).with_columns(_nth=pl.int_range(pl.len()).over(FILE))
+    shown = rows.filter(pl.col("_nth") < MAX_PROBLEMS_PER_COLUMN)
+    for f, line, message, column, value in shown.select(FILE, LINE, MALFORMED, MALFORMED_COLUMN, MALFORMED_VALUE).iter_rows():
+        problems.append(InputProblem(names[f], message, line, column or "", value or ""))
+    more = rows.group_by(FILE).agg(pl.len().alias("n"), pl.col(LINE).max().alias("last"))
+    for f, n, last in more.filter(pl.col("n") > MAX_PROBLEMS_PER_COLUMN).iter_rows():
+        problems.append(InputProblem(names[f], f"... and {n - MAX_PROBLEMS_PER_COLUMN} more malformed rows", last))
 
 
 def _not_assessed(courses: pl.DataFrame) -> list[InputProblem]:
@@ -374,10 +410,19 @@ def _empty_courses() -> pl.DataFrame:
     )
 
 
-def read_paths(paths: list[str], contract: Contract | None = None, stdin: bytes | None = None) -> Intake:
-    sources, problems = sources_from_paths(paths, stdin)
-    intake = read_sources(sources, contract)
+def read_paths(
+    paths: list[str],
+    contract: Contract | None = None,
+    stdin: bytes | None = None,
+    *,
+    column_map: dict[str, str] | None = None,
+    ignore_unknown: bool = False,
+) -> Intake:
+    notes: list[str] = []
+    sources, problems = sources_from_paths(paths, stdin, notes=notes)
+    intake = read_sources(sources, contract, column_map=column_map, ignore_unknown=ignore_unknown)
     intake.problems[:0] = problems
+    intake.notes[:0] = notes
     return intake
 
 

@@ -84,7 +84,9 @@ def day_rows(a: Assessment) -> dict[int, list[dict[str, Any]]]:
     """Per course, its days as contract mappings (day, grades, classes, flags, reasons)."""
     dk, rk = day_keys(a), reason_keys(a)
     reason_cols = [f"_reason_{k}" for k in rk]
-    table = _with_missing(a.days, [*dk, *reason_cols, "flags"]).select([COURSE, DAY, *dk, "flags", *reason_cols])
+    # days imported from long exports keep the source records of their values
+    traced = ["source"] if "source" in a.days.columns and a.days["source"].null_count() < a.days.height else []
+    table = _with_missing(a.days, [*dk, *reason_cols, "flags"]).select([COURSE, DAY, *dk, "flags", *reason_cols, *traced])
     out: dict[int, list[dict[str, Any]]] = {}
     columns = table.columns
     course_i = 0
@@ -96,12 +98,38 @@ def day_rows(a: Assessment) -> dict[int, list[dict[str, Any]]]:
             entry[k] = _clean(rec[k])
         entry["flags"] = list(rec["flags"] or [])
         entry["reasons"] = {k: rec[f"_reason_{k}"] for k in rk}
+        if "source" in rec:
+            entry["source"] = rec["source"] or None
         out.setdefault(course_i, []).append(entry)
     return out
 
 
-def ruleset_info(a: Assessment) -> list[dict[str, str]]:
-    return [{"id": rs.id, "version": rs.version, "citation": rs.citation} for rs in a.rulesets]
+def ruleset_info(a: Assessment) -> list[dict[str, Any]]:
+    """Each rule set in use: id, version, citation, and where it comes from
+    (path, sha256, builtin, changed_parameters; see rulesources.RuleSetSource)."""
+    from carscore.rulesources import sources_of
+
+    sources = sources_of(a.engine)
+    out = []
+    for rs in a.rulesets:
+        entry: dict[str, Any] = {"id": rs.id, "version": rs.version, "citation": rs.citation}
+        src = sources.get(rs.id)
+        entry |= src.as_dict() if src is not None else {"path": None, "sha256": None, "builtin": None, "changed_parameters": {}}
+        out.append(entry)
+    return out
+
+
+def problem_list(a: Assessment) -> list[dict[str, Any]]:
+    """Every problem (severity "error": what it concerns was not assessed) and
+    every note (severity "note": nothing was left out, but the user should
+    know), as {severity, file, row, column, value, message}."""
+    out = [{"severity": "error", **p.as_dict()} for p in a.intake.problems]
+    for note in a.intake.notes:
+        if hasattr(note, "as_dict"):
+            out.append({"severity": "note", **note.as_dict()})
+        else:
+            out.append({"severity": "note", "file": None, "row": None, "column": None, "value": None, "message": str(note)})
+    return out
 
 
 def build_document(a: Assessment, include_days: bool = True, cohort: dict | None = None) -> dict[str, Any]:
@@ -117,8 +145,9 @@ def build_document(a: Assessment, include_days: bool = True, cohort: dict | None
     doc: dict[str, Any] = {"carscore": __version__, "rulesets": ruleset_info(a), "patients": patients}
     if cohort is not None:
         doc["cohort"] = cohort
-    problems = a.intake.problems
-    doc["errors"] = [p.as_dict() for p in problems]
+    doc["problems"] = problem_list(a)
+    # kept for the scripts that read it: the problems of severity "error", without the severity
+    doc["errors"] = [p.as_dict() for p in a.intake.problems]
     return doc
 
 
@@ -143,3 +172,31 @@ def summary_table(a: Assessment) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema={k: pl.String for k in keys})
     return pl.DataFrame([{k: r.get(k) for k in keys} for r in rows], infer_schema_length=None)
+
+
+# --- CSV for spreadsheets ------------------------------------------------------
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP
+# "CSV injection"); the full-width forms are read as formulas by some too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def spreadsheet_safe(table: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading single
+    quote (the OWASP convention), so that opening the CSV runs nothing. Numeric
+    columns are left alone (day -5 stays -5), and so is a text cell that is a
+    plain number such as "-5", which no spreadsheet reads as a formula."""
+    guarded = []
+    for name, dtype in table.schema.items():
+        if dtype != pl.String:
+            continue
+        col = pl.col(name)
+        risky = pl.any_horizontal([col.str.starts_with(s) for s in FORMULA_STARTS]) & ~col.str.contains(_PLAIN_NUMBER)
+        guarded.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
+    return table.with_columns(guarded) if guarded else table
+
+
+def csv_text(table: pl.DataFrame) -> str:
+    """A table as CSV text, safe to open in a spreadsheet (see spreadsheet_safe)."""
+    return spreadsheet_safe(table).write_csv()

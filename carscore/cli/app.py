@@ -2,13 +2,17 @@
 
 Heavy modules (polars, the engine, Rich tables) are imported inside the
 commands, so that ``carscore --help`` starts at once.
+
+Exit codes (contract section 3): 0 every course assessed; 1 some input could
+not be assessed (the rest is reported); 2 a usage error, an invalid rule file,
+or a result that could not be written (a missing folder, a read-only file, a
+full disk, a closed or broken standard output); 130 interrupted (Ctrl-C).
+Every failure is one sentence on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -18,8 +22,24 @@ from typing import Annotated, Any
 import typer
 
 from carscore import __version__
+from carscore.cli.output import (
+    OutputError,
+    check_stdout_usable,
+    json_bytes,
+    read_stdin,
+    refuse_input_as_output,
+    reserve_standard_streams,
+    rule_files,
+    say,
+    silence_stdout,
+    stdout_errors,
+    to_stdout,
+    write,
+    write_file,
+)
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 app = typer.Typer(
     name="carscore",
@@ -41,10 +61,49 @@ class Format(str, Enum):
 
 RulesOption = Annotated[
     list[Path] | None,
-    typer.Option("--rules", help="Rule files or folders to use instead of the built-in rules (repeatable)."),
+    typer.Option(
+        "--rules",
+        help="Rule files or folders to add to the built-in rule sets (repeatable). A rule set with the id of a "
+        "built-in one replaces that one; the others are added.",
+    ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (terminal), json or csv.")]
-OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")]
+ColumnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column",
+        metavar="HEADER=COLUMN",
+        help="Read a header as a contract column, e.g. --column 'Temp C=temp_c' (repeatable); HEADER= leaves it out.",
+    ),
+]
+IgnoreUnknownOption = Annotated[
+    bool,
+    typer.Option("--ignore-unknown-columns", help="Leave out headers that look like contract columns but are not (with a note)."),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="PRESET|MAPPING.yaml",
+        help="Import long, timestamped exports first: clif, fhir, sdtm, epic, redcap, or a mapping file of your own.",
+    ),
+]
+InfusionsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--infusions", help="With --from: CSV of patient_id, infusion, infusion_datetime (and age_years or birth_date)."
+    ),
+]
+TimezoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone", metavar="Area/City", help="The care site's time zone (needed for timestamps with offsets or in UTC)."
+    ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the result to this file (replaced only once complete; - for stdout)."),
+]
 
 
 def _guard(command: Callable[..., None]) -> Callable[..., None]:
@@ -52,35 +111,47 @@ def _guard(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
-        from carscore.errors import CarscoreError, RuleErrors
+        try:
+            from carscore.errors import CarscoreError, RuleErrors
+        except KeyboardInterrupt:
+            _interrupted()
+        except Exception as exc:  # a broken installation: still a sentence
+            say(f"internal error: carscore cannot start: {type(exc).__name__}: {exc}")
+            raise typer.Exit(EXIT_INTERNAL) from None
 
         try:
             command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except OutputError as exc:
+            say(f"error: {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
         except RuleErrors as exc:
             for err in exc.errors:
-                _stderr(f"error: {err}")
+                say(f"error: {err}")
             raise typer.Exit(EXIT_USAGE) from None
         except CarscoreError as exc:
-            _stderr(f"error: {exc}")
+            say(f"error: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            _interrupted()
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(EXIT_OK) from None
+            silence_stdout()
+            say("error: the output was cut short: the program reading it stopped (broken pipe)")
+            raise typer.Exit(EXIT_USAGE) from None
+        except MemoryError:
+            say("error: not enough memory for this input; try fewer files at a time")
+            raise typer.Exit(EXIT_USAGE) from None
         except Exception as exc:  # anything unforeseen: a sentence, not a traceback
-            _stderr(f"internal error: {type(exc).__name__}: {exc}. Please report it with the command that caused it.")
+            say(f"internal error: {type(exc).__name__}: {exc}. Please report it with the command that caused it.")
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return run
 
 
-def _stderr(message: str) -> None:
-    from carscore.cli.render import error_console
-
-    error_console().print(message, markup=False, highlight=False)
+def _interrupted() -> None:
+    say("carscore: interrupted; no output file was changed")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _version(value: bool) -> None:
@@ -104,19 +175,6 @@ def _engine(rules: list[Path] | None):
     return load_engine(rules or None)
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        if not text.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise _usage(f"cannot write {output}: {exc.strerror or exc}") from None
-
-
 def _usage(message: str) -> Exception:
     from carscore.errors import UsageError
 
@@ -125,99 +183,227 @@ def _usage(message: str) -> Exception:
 
 def _report_problems(assessment: Any) -> int:
     for note in assessment.intake.notes:
-        _stderr(f"note: {note}")
+        say(f"note: {note}")
     for problem in assessment.intake.problems:
-        _stderr(f"error: {problem}")
+        say(f"error: {problem}")
     return EXIT_DATA if assessment.intake.problems else EXIT_OK
 
 
 def _emit(
-    assessment: Any, fmt: Format, output: Path | None, include_days: bool, cohort: dict | None, table_renderer: Any
+    assessment: Any,
+    fmt: Format,
+    output: Path | None,
+    include_days: bool,
+    cohort: dict | None,
+    table_renderer: Callable[[Any, Any], None],
 ) -> None:
+    """Write the result; then name every problem on stderr and exit 0 or 1. The
+    problems are named even when the result cannot be written (exit 2 then)."""
     from carscore import report
 
-    if fmt is Format.json:
-        doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
-        _write(json.dumps(doc, indent=1 if include_days else 2, ensure_ascii=False, default=str), output)
-    elif fmt is Format.csv:
-        table = report.day_table(assessment) if include_days else report.summary_table(assessment)
-        _write(table.write_csv(), output)
-    else:
-        table_renderer(assessment, output)
+    try:
+        if fmt is Format.json:
+            doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
+            write(json_bytes(doc, 1 if include_days else 2), output)
+        elif fmt is Format.csv:
+            table = report.day_table(assessment) if include_days else report.summary_table(assessment)
+            write(report.csv_text(table).encode("utf-8"), output)
+        elif output is None or str(output) == "-":
+            from carscore.cli.console import stdout_console
+
+            with stdout_errors():
+                table_renderer(assessment, stdout_console())
+        else:
+            from carscore.cli.console import text_console
+
+            console, buffer = text_console()
+            table_renderer(assessment, console)
+            write_file(output, buffer.getvalue().encode("utf-8"))
+    except OutputError:
+        _report_problems(assessment)
+        raise
+    raise typer.Exit(_report_problems(assessment))
+
+
+# --- commands -------------------------------------------------------------------
 
 
 @app.command()
 @_guard
 def grade(
-    file: Annotated[str, typer.Argument(help="A patient CSV file (one or more patients and infusions), or - for stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(help="A patient CSV file (one or more patients and infusions), or - for stdin; with --from, the exports."),
+    ],
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     rules: RulesOption = None,
+    column: ColumnOption = None,
+    ignore_unknown_columns: IgnoreUnknownOption = False,
+    source_format: FromOption = None,
+    infusions: InfusionsOption = None,
+    timezone: TimezoneOption = None,
 ) -> None:
     """Grade every day of every course in one CSV file, with the reason for each grade."""
-    from carscore.assess import assess_paths
-
-    if file != "-" and not Path(file).is_file():
-        raise _usage(f"{file}: no such file" + (" (use 'carscore cohort' for a folder)" if Path(file).is_dir() else ""))
+    if source_format is None:
+        if len(files) != 1:
+            raise _usage("grade reads one CSV file (use 'carscore cohort' for several, or --from to import exports)")
+        file = files[0]
+        if file != "-" and not Path(file).is_file():
+            raise _usage(f"{file}: no such file" + (" (use 'carscore cohort' for a folder)" if Path(file).is_dir() else ""))
+    check_stdout_usable(output)
+    # standard input is read before polars is imported: polars' SIGINT handler
+    # restarts a blocked read, so Ctrl-C would not stop a wait for input after it
+    stdin = read_stdin() if "-" in files else None
     engine = _engine(rules)
-    stdin = sys.stdin.buffer.read() if file == "-" else None
-    assessment = assess_paths([file], engine, stdin)
+    refuse_input_as_output(output, [f for f in files if f != "-"] + rule_files(engine))
+    intake = _intake(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
 
-    def render(a: Any, out: Path | None) -> None:
+    from carscore.assess import assess_intake
+
+    assessment = assess_intake(intake, engine)
+
+    def render(a: Any, console: Any) -> None:
         from carscore.cli.render import render_grade
 
-        render_grade(a, out)
+        render_grade(a, console)
 
     _emit(assessment, fmt, output, True, None, render)
-    raise typer.Exit(_report_problems(assessment))
+
+
+def _intake(
+    paths: list[str],
+    engine: Any,
+    stdin: bytes | None,
+    column: list[str] | None,
+    ignore_unknown: bool,
+    source_format: str | None,
+    infusions: Path | None,
+    timezone: str | None,
+    on_file: Callable[[], None] | None = None,
+) -> Any:
+    """The rows to grade: patient CSV files as they are, or long exports imported first."""
+    from carscore.intake import read_sources
+    from carscore.sources import Source, sources_from_paths
+
+    if source_format is not None:
+        if infusions is None:
+            raise _usage("--from needs --infusions: the infusion date of each course")
+        if column:
+            raise _usage("--column maps headers of patient CSV files; with --from, map codes in a mapping file")
+        from carscore.importer import import_sources
+
+        imported = import_sources(paths, source_format, str(infusions), timezone, engine.contract)
+        data = imported.rows.write_csv().encode("utf-8")
+        intake = read_sources([Source(f"(imported with {source_format})", data)], engine.contract)
+        intake.problems[:0] = imported.problems
+        intake.notes[:0] = imported.notes
+        return intake
+    from carscore.csvread import parse_column_map
+
+    column_map = parse_column_map(column or [], engine.contract)
+    # every path goes through sources_from_paths: it reads each file once, even
+    # when given twice or also found in a folder given (and says so in a note)
+    source_notes: list[str] = []
+    sources, problems = sources_from_paths(paths, stdin, notes=source_notes)
+    intake = read_sources(sources, engine.contract, on_file, column_map=column_map, ignore_unknown=ignore_unknown)
+    intake.problems[:0] = problems
+    intake.notes[:0] = source_notes
+    return intake
 
 
 @app.command()
 @_guard
 def cohort(
-    paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (searched recursively for *.csv).")],
+    paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (searched recursively for *.csv); - for stdin.")],
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     days: Annotated[bool, typer.Option("--days", help="Include every day of every course (json/csv).")] = False,
     rules: RulesOption = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the Wilson intervals.", min=0.5, max=0.999)] = 0.95,
+    column: ColumnOption = None,
+    ignore_unknown_columns: IgnoreUnknownOption = False,
+    source_format: FromOption = None,
+    infusions: InfusionsOption = None,
+    timezone: TimezoneOption = None,
 ) -> None:
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
+    check_stdout_usable(output)
+    stdin = read_stdin() if "-" in paths else None  # before polars is imported (see grade)
+    engine = _engine(rules)
+
     from carscore import report
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_statistics
-    from carscore.intake import read_sources
-    from carscore.sources import sources_from_paths
 
-    engine = _engine(rules)
-    sources, problems = sources_from_paths(paths)
-    if len(sources) > 50 and sys.stderr.isatty():
-        from carscore.cli.render import file_progress
+    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
+    import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
+    if source_format is None and sys.stderr is not None and sys.stderr.isatty():
+        from carscore.cli.console import file_progress
 
-        with file_progress(len(sources)) as advance:
-            intake = read_sources(sources, engine.contract, on_file=advance)
+        with file_progress(None) as advance:
+            intake = _intake(paths, engine, stdin, *import_options, on_file=advance)
     else:
-        intake = read_sources(sources, engine.contract)
-    intake.problems[:0] = problems
+        intake = _intake(paths, engine, stdin, *import_options)
     assessment = assess_intake(intake, engine, reasons=days)
     stats = cohort_statistics(report.summary_rows(assessment), confidence)
 
-    def render(a: Any, out: Path | None) -> None:
+    def render(a: Any, console: Any) -> None:
         from carscore.cli.render import render_cohort
 
-        render_cohort(a, stats, out)
+        render_cohort(a, stats, console)
 
     _emit(assessment, fmt, output, days, stats, render)
-    raise typer.Exit(_report_problems(assessment))
+
+
+@app.command("import")
+@_guard
+def import_command(
+    sources: Annotated[list[str], typer.Argument(help="Export files or folders (CSV, Parquet, NDJSON, SAS XPT).")],
+    source_format: Annotated[
+        str,
+        typer.Option("--from", metavar="PRESET|MAPPING.yaml", help="clif, fhir, sdtm, epic, redcap, or a mapping file."),
+    ],
+    infusions: Annotated[
+        Path, typer.Option("--infusions", help="CSV of patient_id, infusion, infusion_datetime (and age_years or birth_date).")
+    ],
+    timezone: TimezoneOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Turn long, timestamped exports into carscore rows: one per patient and instant, with day, time and source."""
+    check_stdout_usable(output)
+    refuse_input_as_output(output, [*sources, str(infusions)])
+    from carscore.importer import import_sources
+
+    imported = import_sources(sources, source_format, str(infusions), timezone)
+    if output is not None and output.suffix.lower() == ".parquet":
+        import io
+
+        buffer = io.BytesIO()
+        imported.rows.write_parquet(buffer)
+        write(buffer.getvalue(), output)
+    else:
+        from carscore.report import csv_text
+
+        write(csv_text(imported.rows).encode("utf-8"), output)
+    for note in imported.notes:
+        say(f"note: {note}")
+    for problem in imported.problems:
+        say(f"error: {problem}")
+    raise typer.Exit(EXIT_DATA if imported.problems else EXIT_OK)
 
 
 @rules_app.command("list")
 @_guard
 def rules_list(rules: RulesOption = None) -> None:
-    """List the rule sets in use: id, version, title and file."""
-    from carscore.cli.render import render_rules_list
+    """List the rule sets in use: id, version, title, whether built-in or from --rules, and file."""
+    from carscore.cli.console import stdout_console
+    from carscore.cli.rules_view import render_rules_list
+    from carscore.rulesources import sources_of
 
-    render_rules_list(_engine(rules).rulesets)
+    engine = _engine(rules)
+    with stdout_errors():
+        render_rules_list(engine.rulesets, sources_of(engine), stdout_console())
 
 
 @rules_app.command("show")
@@ -227,35 +413,53 @@ def rules_show(
     rules: RulesOption = None,
 ) -> None:
     """Show one rule set: its citation, parameters with their sources, and its rules."""
-    from carscore.cli.render import render_ruleset
+    from carscore.cli.console import printable, stdout_console
+    from carscore.cli.rules_view import render_ruleset
+    from carscore.rulesources import sources_of
 
-    rulesets = _engine(rules).rulesets
-    for rs in rulesets:
+    engine = _engine(rules)
+    for rs in engine.rulesets:
         if rs.id == ruleset_id:
-            render_ruleset(rs)
+            with stdout_errors():
+                render_ruleset(rs, stdout_console(), sources_of(engine).get(rs.id))
             return
-    raise _usage(f"no rule set '{ruleset_id}'; known: {', '.join(r.id for r in rulesets)}")
+    known = ", ".join(r.id for r in engine.rulesets)
+    raise _usage(f"no rule set '{printable(ruleset_id)}'; known: {known}")
 
 
 @rules_app.command("validate")
 @_guard
 def rules_validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Rule files or folders (default: the built-in rules).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Rule files or folders (default: the built-in rules), checked together with the built-in rules."),
+    ] = None,
 ) -> None:
-    """Check rule files: YAML safety, fields, conditions, names and values. Errors as file:line:col."""
-    from carscore.engine import Engine
-    from carscore.ruleset import builtin_rules_dir, read_rules
+    """Check rule files: YAML safety, fields, conditions, names and values. Errors as file:line:col.
 
-    targets = paths or [builtin_rules_dir()]
-    rulesets = read_rules(targets)
-    Engine(rulesets)
-    for rs in rulesets:
-        typer.echo(f"ok  {rs.file}  ({rs.id} {rs.version})")
+    The files are checked as --rules uses them: together with the built-in
+    rule sets, a rule set with the id of a built-in one in its place."""
+    from carscore.cli.console import printable
+    from carscore.rulesources import sources_of
+
+    engine = _engine(paths)
+    sources = sources_of(engine)
+    lines = []
+    for rs in engine.rulesets:
+        src = sources[rs.id]
+        origin = "" if src.builtin else (", replaces the built-in" if src.replaces_builtin else ", added")
+        lines.append(printable(f"ok  {src.path}  ({rs.id} {rs.version}{origin})") + "\n")
+    to_stdout("".join(lines).encode("utf-8"))
 
 
 def main() -> None:
     """Console entry point."""
-    app()
+    reserve_standard_streams()
+    try:
+        app()
+    except KeyboardInterrupt:
+        say("carscore: interrupted")
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

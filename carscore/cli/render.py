@@ -2,16 +2,18 @@
 
 Colour follows severity; NO_COLOR (and a non-terminal stdout) gives plain
 text. Data goes to stdout, messages to stderr.
+
+Everything that comes from the user (patient ids, file names, cell values,
+rule-file text) is shown literally: the consoles interpret no markup and no
+emoji codes, and control characters are shown escaped (``\\x1b``), so that
+an id such as ``[red]X[/red]`` prints as written and a file name cannot send
+escape sequences to the terminal.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -19,8 +21,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from carscore import report
-from carscore.ruleset import RuleSet
+from carscore.cli.console import literal, message, printable
+
+if TYPE_CHECKING:
+    pass
 
 GRADE_STYLES = {0: "green", 1: "yellow", 2: "dark_orange", 3: "red", 4: "bold red", 5: "bold white on red"}
 CLASS_STYLES = {
@@ -35,31 +39,10 @@ CLASS_STYLES = {
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def _plain() -> dict[str, Any]:
-    """NO_COLOR (no-color.org) asks for plain text: no colour and no styles."""
-    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
-
-
-def error_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
-
-
-def stdout_console() -> Console:
-    """A terminal gets its own width; a pipe or a file gets room for the reasons,
-    which are never cut (they wrap)."""
-    import sys
-
-    wide = {} if sys.stdout.isatty() or os.environ.get("COLUMNS") else {"width": 160}
-    return Console(highlight=False, **wide, **_plain())
-
-
-def _console(output: Path | None) -> tuple[Console, Any]:
-    if output is None:
-        return stdout_console(), None
-    handle = output.open("w", encoding="utf-8")
-    return Console(file=handle, highlight=False, color_system=None, width=160), handle
-
-
+# C0 controls (tab and newline included), DEL, C1 controls (8-bit CSI among
+# them), and the invisible direction and line-separator characters that can
+# make a terminal show text in another order than it is written (zero-width
+# joiners, which some scripts and emoji need, are kept)
 def _grade(value: Any) -> Text:
     if value is None:
         return Text("–", style="dim")
@@ -70,7 +53,7 @@ def _class(value: Any) -> Text:
     if value is None:
         return Text("–", style="dim")
     style = CLASS_STYLES.get(str(value), CLASS_STYLES.get(str(value)[:5], ""))
-    return Text(str(value), style=style)
+    return literal(value, style)
 
 
 def _bool(value: Any) -> Text:
@@ -118,8 +101,8 @@ def _reasons(day: dict[str, Any]) -> Text:
             continue
         if not first:
             text.append("\n")
-        text.append(f"{labels.get(key, key)}: ", style="bold")
-        text.append(value)
+        text.append(f"{printable(labels.get(key, key))}: ", style="bold")
+        text.append(printable(value, keep_newlines=True))
         first = False
     return text
 
@@ -133,23 +116,20 @@ def _is_quiet(key: str, day: dict[str, Any]) -> bool:
     return grade == 0 and reason.startswith(("no fever, hypotension", "no ICANS"))
 
 
-def render_grade(a: Any, output: Path | None = None) -> None:
-    console, handle = _console(output)
-    try:
-        days_by_course = report.day_rows(a)
-        summaries = report.summary_rows(a)
-        if not summaries:
-            error_console().print("No course could be assessed.", style="bold red")
-        inline = console.width >= INLINE_REASONS_MIN_WIDTH
-        for s in summaries:
-            days = days_by_course.get(s["_course"], [])
-            console.print(_course_table(s, days, inline))
-            if not inline:
-                console.print(_reason_list(days))
-            console.print(_summary_panel(s, days, a, s["_course"]))
-    finally:
-        if handle:
-            handle.close()
+def render_grade(a: Any, console: Console) -> None:
+    from carscore import report
+
+    days_by_course = report.day_rows(a)
+    summaries = report.summary_rows(a)
+    if not summaries:
+        message("No course could be assessed.", "bold red")
+    inline = console.width >= INLINE_REASONS_MIN_WIDTH
+    for s in summaries:
+        days = days_by_course.get(s["_course"], [])
+        console.print(_course_table(s, days, inline))
+        if not inline:
+            console.print(_reason_list(days))
+        console.print(_summary_panel(s, days, a, s["_course"]))
 
 
 # below this width the reasons follow the table as wrapped text instead of a column
@@ -172,8 +152,12 @@ def _reason_list(days: list[dict[str, Any]]) -> Text:
 
 
 def _course_table(s: dict[str, Any], days: list[dict[str, Any]], inline: bool = True) -> Table:
+    title = literal(s["patient_id"], "bold")
+    title.append(f" · infusion {s['infusion']}  (")
+    title.append(printable(s["file"]))
+    title.append(")")
     table = Table(
-        title=f"{s['patient_id']} · infusion {s['infusion']}  ({s['file']})",
+        title=title,
         title_justify="left",
         box=box.SIMPLE_HEAVY,
         show_lines=False,
@@ -197,7 +181,7 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]], inline: bool = 
             _class(cns),
             _class(d.get("bm_response")),
             _bool(d.get("mrd_negative")),
-            Text(", ".join(d["flags"]), style="magenta"),
+            literal(", ".join(d["flags"]), "magenta"),
             *([_reasons(d)] if inline else []),
         )
     return table
@@ -344,7 +328,7 @@ def _flag_days(days: list[dict[str, Any]]) -> Text | None:
     text = Text()
     text.append("Flags\n", style="bold")
     for f, ds in seen.items():
-        text.append(f"  {f}", style="magenta")
+        text.append(f"  {printable(f)}", style="magenta")
         text.append(f": day {_ranges(ds)}\n")
     text.rstrip()
     return text
@@ -371,7 +355,7 @@ COHORT_COURSE_COLUMNS = (
 def _course_cells(s: dict[str, Any]) -> dict[str, Any]:
     relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
     return {
-        "Patient": str(s["patient_id"]),
+        "Patient": literal(s["patient_id"]),
         "Inf.": str(s["infusion"]),
         "CRS max": _grade(s.get("crs_max_grade")),
         "CRS onset": _day_or_dash(s.get("crs_onset_day")),
@@ -387,27 +371,31 @@ def _course_cells(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_cohort(a: Any, stats: dict[str, Any], output: Path | None = None) -> None:
-    console, handle = _console(output)
-    try:
-        rows = report.summary_rows(a)
-        t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
-        wide = console.width >= INLINE_REASONS_MIN_WIDTH
-        compact = ("Patient", "Inf.", "CRS max", "ICANS max", "Best marrow", "CNS remission", "Relapse")
-        names = COHORT_COURSE_COLUMNS if wide else compact
-        for name in names:
-            t.add_column(name, no_wrap=name == "Patient")
-        limit = 200
-        for s in rows[:limit]:
-            cells = _course_cells(s)
-            t.add_row(*(cells[n] for n in names))
-        if len(rows) > limit:
-            t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
-        console.print(t)
-        console.print(cohort_table(stats))
-    finally:
-        if handle:
-            handle.close()
+# a long patient id wraps inside its column instead of squeezing the others
+PATIENT_COLUMN_MIN_WIDTH, PATIENT_COLUMN_MAX_WIDTH = 8, 24
+
+
+def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
+    from carscore import report
+
+    rows = report.summary_rows(a)
+    t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
+    wide = console.width >= INLINE_REASONS_MIN_WIDTH
+    compact = ("Patient", "Inf.", "CRS max", "ICANS max", "Best marrow", "CNS remission", "Relapse")
+    names = COHORT_COURSE_COLUMNS if wide else compact
+    for name in names:
+        if name == "Patient":
+            t.add_column(name, overflow="fold", min_width=PATIENT_COLUMN_MIN_WIDTH, max_width=PATIENT_COLUMN_MAX_WIDTH)
+        else:
+            t.add_column(name)
+    limit = 200
+    for s in rows[:limit]:
+        cells = _course_cells(s)
+        t.add_row(*(cells[n] for n in names))
+    if len(rows) > limit:
+        t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
+    console.print(t)
+    console.print(cohort_table(stats))
 
 
 COHORT_LABELS = {
@@ -443,65 +431,3 @@ def cohort_table(stats: dict[str, Any]) -> Table:
             t.add_row(f"{tox.upper()} onset day, median (range)", "", f"{onset['median']:g}", f"{onset['min']}–{onset['max']}")
             t.add_row(f"{tox.upper()} days, median (range)", "", f"{dur['median']:g}", f"{dur['min']}–{dur['max']}")
     return t
-
-
-def render_rules_list(rulesets: list[RuleSet]) -> None:
-    t = Table(box=box.SIMPLE_HEAVY)
-    for name in ("Id", "Version", "Title", "Outputs", "File"):
-        t.add_column(name)
-    for rs in rulesets:
-        outs = ", ".join(rs.outputs + list(rs.flags) + list(rs.summary)[:3] + (["…"] if len(rs.summary) > 3 else []))
-        t.add_row(rs.id, rs.version, rs.title, outs, rs.file)
-    stdout_console().print(t)
-
-
-def render_ruleset(rs: RuleSet) -> None:
-    console = stdout_console()
-    console.print(Text(f"{rs.id} {rs.version}: {rs.title}", style="bold"))
-    console.print(Text(rs.citation))
-    if rs.description:
-        console.print(Text(rs.description, style="italic"))
-    p = Table(title="Parameters", title_justify="left", box=box.SIMPLE_HEAVY)
-    for name in ("Name", "Value", "Unit", "Source"):
-        p.add_column(name, overflow="fold")
-    for param in rs.parameters.values():
-        p.add_row(param.name, str(param.value), param.unit, param.citation)
-    console.print(p)
-    for d in rs.decisions:
-        t = Table(title=f"Decides {', '.join(d.outputs)} (first matching case)", title_justify="left", box=box.SIMPLE)
-        t.add_column("When", overflow="fold")
-        t.add_column("Then")
-        t.add_column("Reason", overflow="fold")
-        for case in d.cases:
-            when = case.when.source.text if case.when else "otherwise"
-            if case.worst:
-                t.add_row(when, "worst of:", "")
-                for crit in case.worst:
-                    t.add_row("  " + crit.when.source.text, str(crit.value), crit.reason.source.text if crit.reason else "")
-            else:
-                then = ", ".join(f"{k}={v}" for k, v in case.then.items())
-                t.add_row(when, then, case.reason.source.text if case.reason else "")
-        console.print(t)
-    if rs.flags:
-        f = Table(title="Flags", title_justify="left", box=box.SIMPLE)
-        f.add_column("Id")
-        f.add_column("When", overflow="fold")
-        for flag in rs.flags.values():
-            f.add_row(flag.id, flag.when.source.text)
-        console.print(f)
-    if rs.summary:
-        s = Table(title="Course summary", title_justify="left", box=box.SIMPLE)
-        s.add_column("Key")
-        s.add_column("Value", overflow="fold")
-        for key, item in rs.summary.items():
-            s.add_row(key, item.value.source.text if item.value else "cases (see file)")
-        console.print(s)
-
-
-@contextmanager
-def file_progress(total: int) -> Iterator[Callable[[], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=error_console(), transient=True) as progress:
-        task = progress.add_task("files", total=total)
-        yield lambda: progress.advance(task)

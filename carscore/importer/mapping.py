@@ -104,11 +104,13 @@ def preset_names() -> list[str]:
 def find_mapping(name: str) -> Path:
     """A preset name, or the path of a mapping file."""
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+    preset = presets_dir() / f"{name}.yaml"
+    if path.suffix.lower() not in (".yaml", ".yml") and preset.is_file():
+        return preset
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise RuleErrors([RuleError("no such mapping file", name)])
         return path
-    preset = presets_dir() / f"{name}.yaml"
     if not preset.is_file():
         raise RuleErrors([RuleError(f"no preset '{name}'; presets: {', '.join(preset_names())}, or a mapping file (.yaml)")])
     return preset

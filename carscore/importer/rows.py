@@ -233,7 +233,12 @@ def build_rows(
     # age written once per course, on its first row (contract §1)
     first_row = pl.int_range(pl.len()).over(["patient_id", "infusion"]) == 0
     rows = rows.with_columns(age_years=pl.when(first_row).then(pl.col("age_years")))
-    out.rows = rows.drop([c for c in rows.columns if c.startswith("_") or c in ("utc_us", "local_us", "has_time")])
+    rows = rows.drop([c for c in rows.columns if c.startswith("_") or c in ("utc_us", "local_us", "has_time")])
+    # the contract's order: identity and time first, then the columns as the contract lists them
+    leading = ["patient_id", "infusion", "day", "time", "age_years"]
+    order = {name: i for i, name in enumerate(contract.columns)} if contract is not None else {}
+    values = sorted((c for c in rows.columns if c not in leading and c != "source"), key=lambda c: (order.get(c, len(order)), c))
+    out.rows = rows.select([*leading, *values, "source"])
     return out
 
 

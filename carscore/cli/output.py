@@ -1,0 +1,269 @@
+"""Where results go: standard output and files, written whole or not at all.
+
+A file is written through a temporary file in the same folder and renamed
+over the target only once complete; standard streams closed by the caller
+are held by /dev/null so that no file carscore opens takes their number;
+every failure to write is one sentence (exit 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# standard streams that were closed when carscore started (``>&-``, ``<&-``):
+# /dev/null holds their place so that no file opened later takes their number
+CLOSED_STREAMS: set[int] = set()
+
+
+class OutputError(Exception):
+    """The result could not be written where it was asked for (exit 2)."""
+
+
+# --- standard streams -----------------------------------------------------------
+
+
+def reserve_standard_streams() -> None:
+    """A standard stream closed by the caller (``>&-``) keeps its number taken by
+    /dev/null, so that a file carscore opens can never become "stdout"; the
+    commands then say that the stream is closed instead of writing nowhere."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            CLOSED_STREAMS.add(fd)
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:
+                pass
+
+
+def stdout_closed() -> bool:
+    return 1 in CLOSED_STREAMS or sys.stdout is None
+
+
+def silence_stdout() -> None:
+    """After a broken pipe or a failed write, point stdout at /dev/null so that
+    Python's last flush at exit cannot fail a second time."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno() if sys.stdout is not None else 1)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def cannot(what: str, exc: OSError) -> str:
+    import errno
+
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOENT: "no such file or folder",
+        errno.EISDIR: "it is a folder",
+    }
+    if hasattr(errno, "EDQUOT"):
+        reasons[errno.EDQUOT] = "the disk quota is exceeded"
+    return f"cannot write {what}: {reasons.get(exc.errno or 0, exc.strerror or str(exc))}"
+
+
+@contextmanager
+def stdout_errors() -> Iterator[None]:
+    """A failure to write standard output becomes a sentence (exit 2)."""
+    if stdout_closed():
+        raise OutputError("standard output is closed, so the result cannot be shown; give -o FILE to write it to a file")
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise OutputError("the output was cut short: the program reading it stopped (broken pipe)") from None
+    except OSError as exc:
+        silence_stdout()
+        raise OutputError(cannot("to standard output", exc) + "; the output is incomplete") from None
+
+
+def check_stdout_usable(output: Path | None) -> None:
+    """A result for a closed standard output: said before any work is done."""
+    if (output is None or str(output) == "-") and stdout_closed():
+        raise OutputError("standard output is closed, so the result cannot be shown; give -o FILE to write it to a file")
+
+
+def read_stdin() -> bytes:
+    if 0 in CLOSED_STREAMS or sys.stdin is None:
+        raise usage("standard input is closed, so '-' has nothing to read; give a file name instead")
+    try:
+        if sys.stdin.isatty():
+            say("reading CSV from the terminal; end it with Ctrl-D")
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    except (OSError, ValueError) as exc:
+        raise usage(f"cannot read standard input: {getattr(exc, 'strerror', None) or exc}") from None
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+# --- writing the result ---------------------------------------------------------
+
+
+def write_all(stream: Any, data: bytes) -> None:
+    """Write every byte: a binary stream may accept only part of a large write
+    (a pipe whose reader has gone), and the rest must not be lost silently."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if written is None:  # a non-blocking stream that cannot take more now
+            raise BlockingIOError("the output cannot take more data")
+        if written <= 0:
+            raise OSError(f"the output accepted nothing ({written} bytes written)")
+        view = view[written:]
+    stream.flush()
+
+
+def to_stdout(data: bytes) -> None:
+    with stdout_errors():
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:  # data is UTF-8 whatever the terminal's locale
+            write_all(buffer, data)
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+
+
+def write(data: bytes, output: Path | None) -> None:
+    if output is None or str(output) == "-":
+        to_stdout(data)
+    else:
+        write_file(output, data)
+
+
+def write_file(output: Path, data: bytes) -> None:
+    """Write ``data`` to ``output`` through a temporary file in the same folder,
+    renamed over the target only once complete: a failure (full disk,
+    Ctrl-C, ...) never leaves a truncated file in place of a previous good one.
+    A device or pipe (/dev/null, /dev/stdout) is written directly."""
+    import stat
+    import tempfile
+
+    target = output
+    try:
+        if output.is_symlink():  # write where the link points, and keep the link
+            target = output.resolve()
+        exists = target.exists()
+        if exists and target.is_dir():
+            raise OutputError(f"cannot write {output}: it is a folder")
+        if exists and not target.is_file():
+            with open(target, "wb") as fh:
+                write_all(fh, data)
+            return
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(cannot(str(output), exc)) from None
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise OutputError(f"cannot write {output}: the folder {folder} {what}")
+    if exists:
+        mode = stat.S_IMODE(target.stat().st_mode)
+        if not os.access(target, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise OutputError(f"cannot write {output}: the file is read-only (it was left as it was)")
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputError(cannot(str(output), exc)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_all(fh, data)
+            fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            kept = " (the previous file is unchanged)" if exists else ""
+            raise OutputError(cannot(str(output), exc) + kept) from None
+        raise
+
+
+def fsync(fd: int) -> None:
+    """On disk before the rename; a file system that cannot sync (some network
+    and FUSE ones) is not an error, a full disk is."""
+    import errno
+
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
+            raise
+
+
+def refuse_input_as_output(output: Path | None, inputs: list[str]) -> None:
+    """Writing the result onto a file that was read (a patient file, a rule
+    file) would destroy the input: a usage error."""
+    if output is None or str(output) == "-" or not output.exists():
+        return
+    for name in inputs:
+        try:
+            same = os.path.isfile(name) and os.path.samefile(output, name)
+        except (OSError, ValueError):
+            continue
+        if same:
+            raise usage(f"refusing to write the result onto the input file {name}; choose another output file")
+
+
+def rule_files(engine: Any) -> list[str]:
+    return [rs.file for rs in engine.rulesets]
+
+
+# JSON escapes C0 controls itself; these are shown as \uXXXX too (the same
+# value for every JSON reader), so that a terminal never receives them raw
+JSON_UNSAFE = r"[\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+
+
+def json_bytes(doc: dict[str, Any], indent: int) -> bytes:
+    import re
+
+    text = json.dumps(doc, indent=indent, ensure_ascii=False, default=str)
+    text = re.sub(JSON_UNSAFE, lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    return (text + "\n").encode("utf-8")
+
+
+def usage(message: str) -> Exception:
+    from carscore.errors import UsageError
+
+    return UsageError(message)
+
+
+def say(message: str) -> None:
+    """One message line on stderr, shown literally (control characters escaped);
+    a closed or broken stderr loses the message, never the exit code."""
+    if sys.stderr is None or 2 in CLOSED_STREAMS:
+        return
+    try:
+        from carscore.cli.console import printable
+    except Exception:  # messages must print even when the rest of carscore cannot load
+
+        def printable(value: Any, keep_newlines: bool = False) -> str:
+            return str(value).encode("ascii", "backslashreplace").decode("ascii")
+
+    try:
+        sys.stderr.write(printable(message) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
