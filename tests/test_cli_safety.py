@@ -267,7 +267,7 @@ def test_interrupt_while_grading_exits_130(monkeypatch: pytest.MonkeyPatch) -> N
     def interrupt(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(carscore.assess, "assess_paths", interrupt)
+    monkeypatch.setattr(carscore.assess, "assess_intake", interrupt)
     result = cli("grade", str(SAMPLE), "--format", "json")
     assert result.exit_code == EXIT_INTERRUPTED
     assert result.stderr.strip().startswith("carscore: interrupted"), result.stderr
