@@ -58,3 +58,29 @@ def assess_rows(rows: list[dict[str, Any]], overrides: dict | None = None):
 @pytest.fixture
 def assess():
     return assess_rows
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows (mappings of column to value) as a CSV file, columns in order of first use."""
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else str(r[c]) for c in columns])
+    return path
+
+
+def locate(path: Path, needle: str, nth: int = 0) -> tuple[int, int]:
+    """1-based line and column of the nth occurrence of needle in the file."""
+    seen = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        start = 0
+        while (i := line.find(needle, start)) >= 0:
+            if seen == nth:
+                return number, i + 1
+            seen += 1
+            start = i + 1
+    raise AssertionError(f"{needle!r} not found in {path}")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_rows
 
 import carscore
 from carscore import __version__
@@ -46,15 +47,29 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 # contract section 2
 TOP_KEYS = ["carscore", "rulesets", "patients"]
-DAY_KEYS = ["day", "crs_grade", "icans_grade", "cns_status", "cns_substatus", "bm_response", "mrd_negative",
-            "flags", "reasons"]
+DAY_KEYS = ["day", "crs_grade", "icans_grade", "cns_status", "cns_substatus", "bm_response", "mrd_negative", "flags", "reasons"]
 SUMMARY_KEYS = [
-    "crs_max_grade", "crs_onset_day", "crs_last_day", "crs_days",
-    "icans_max_grade", "icans_onset_day", "icans_last_day", "icans_days",
-    "tocilizumab_first_day", "corticosteroids_first_day",
-    "cns_status_baseline", "cns_remission_day", "cns_relapse_day",
-    "best_bm_response", "mrd_negative_remission", "bm_relapse_day",
-    "car_cmax", "car_tmax_day", "car_auc_0_28", "car_last_detected_day", "car_loss_day",
+    "crs_max_grade",
+    "crs_onset_day",
+    "crs_last_day",
+    "crs_days",
+    "icans_max_grade",
+    "icans_onset_day",
+    "icans_last_day",
+    "icans_days",
+    "tocilizumab_first_day",
+    "corticosteroids_first_day",
+    "cns_status_baseline",
+    "cns_remission_day",
+    "cns_relapse_day",
+    "best_bm_response",
+    "mrd_negative_remission",
+    "bm_relapse_day",
+    "car_cmax",
+    "car_tmax_day",
+    "car_auc_0_28",
+    "car_last_detected_day",
+    "car_loss_day",
     "b_cell_recovery_day",
 ]
 CNS_STATUS = {"CNS-1", "CNS-2", "CNS-3"}
@@ -67,9 +82,20 @@ BUILTIN_RULESETS = ["astct_crs", "astct_icans", "bm_response", "cns_status", "th
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE", "COLUMNS",
-                        "CARSCORE_UPDATE_GOLDEN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "NO_COLOR",
+            "FORCE_COLOR",
+            "TTY_COMPATIBLE",
+            "TTY_INTERACTIVE",
+            "CLICOLOR_FORCE",
+            "COLUMNS",
+            "CARSCORE_UPDATE_GOLDEN",
+        )
+    }
     # the same carscore as the one this test process imports
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["PYTHONIOENCODING"] = "utf-8"
@@ -78,8 +104,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path = ROOT, stdin: bytes | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path = ROOT, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "carscore.cli.app", *args],
         cwd=cwd,
@@ -88,8 +115,9 @@ def run_cli(*args: str, cwd: Path = ROOT, stdin: bytes | None = None,
         env=env or _env(),
         timeout=120,
     )
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    )
 
 
 def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
@@ -156,23 +184,14 @@ def differences(expected: Any, actual: Any, where: str = "$") -> list[str]:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return [] if expected is actual else [f"{where}: expected {expected!r}, got {actual!r}"]
     if isinstance(expected, float) or isinstance(actual, float):
-        if isinstance(expected, (int, float)) and isinstance(actual, (int, float)) \
-                and math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12):
+        if (
+            isinstance(expected, (int, float))
+            and isinstance(actual, (int, float))
+            and math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12)
+        ):
             return []
         return [f"{where}: expected {expected!r}, got {actual!r}"]
     return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else str(r.get(c)) for c in columns])
-    return path
 
 
 def by_day(patient: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -215,6 +234,7 @@ def test_every_golden_file_has_its_sample() -> None:
 
 # The sample cases' expected results (sample_cases/README.md), checked one by one,
 # so that regenerating the golden files cannot quietly accept a wrong grade.
+
 
 def test_tp53_sample_first_infusion() -> None:
     doc = sample_json(SAMPLES_DIR / "tp53_ball_two_infusions.csv")
@@ -359,8 +379,7 @@ def test_json_follows_the_contract(sample: Path) -> None:
             assert s[k] is None or (isinstance(s[k], (int, float)) and not isinstance(s[k], bool) and s[k] >= 0), k
         # the summary agrees with the days it summarises (course days from day 0)
         for tox in ("crs", "icans"):
-            graded = [(d["day"], d[f"{tox}_grade"]) for d in p["days"]
-                      if d["day"] >= 0 and d[f"{tox}_grade"] is not None]
+            graded = [(d["day"], d[f"{tox}_grade"]) for d in p["days"] if d["day"] >= 0 and d[f"{tox}_grade"] is not None]
             if graded:
                 assert s[f"{tox}_max_grade"] == max(g for _, g in graded), (where, tox)
             ill = [day for day, g in graded if g >= 1]
@@ -478,11 +497,15 @@ def test_table_format_is_the_default() -> None:
     assert "TP53-BALL-01" in proc.stdout and "infusion 2" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["grade", "sample_cases/tp53_ball_two_infusions.csv"],
-    ["rules", "list"],
-    ["rules", "show", "astct_crs"],
-], ids=["grade", "rules-list", "rules-show"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["grade", "sample_cases/tp53_ball_two_infusions.csv"],
+        ["rules", "list"],
+        ["rules", "show", "astct_crs"],
+    ],
+    ids=["grade", "rules-list", "rules-show"],
+)
 def test_no_color_piped_output_is_plain(args: list[str]) -> None:
     proc = run_cli(*args, env=_env(NO_COLOR="1"))
     assert proc.returncode == EXIT_OK, proc.stderr
@@ -493,8 +516,14 @@ def test_no_color_piped_output_is_plain(args: list[str]) -> None:
 def _run_in_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
     pty = pytest.importorskip("pty")
     main, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "carscore.cli.app", *args], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carscore.cli.app", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
     os.close(secondary)
     out = b""
     while True:
@@ -510,10 +539,14 @@ def _run_in_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
-@pytest.mark.parametrize("args", [
-    ["grade", "sample_cases/synthetic_grades.csv"],
-    ["rules", "show", "astct_crs"],
-], ids=["grade", "rules-show"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["grade", "sample_cases/synthetic_grades.csv"],
+        ["rules", "show", "astct_crs"],
+    ],
+    ids=["grade", "rules-show"],
+)
 def test_no_color_in_a_terminal_is_plain(args: list[str]) -> None:
     """NO_COLOR is what a user sets at a terminal: there the output must carry no escape codes at all."""
     code, styled = _run_in_terminal(args, _env(TERM="xterm-256color"))
@@ -530,10 +563,13 @@ def test_no_color_in_a_terminal_is_plain(args: list[str]) -> None:
 
 
 def _fever_csv(path: Path) -> Path:
-    return write_csv(path, [
-        {"patient_id": "P1", "day": 0, "temp_c": "37.0", "hypotension": "no", "vasopressors": 0, "o2_device": "none"},
-        {"patient_id": "P1", "day": 1, "temp_c": "38.2", "hypotension": "no", "vasopressors": 0, "o2_device": "none"},
-    ])
+    return write_rows(
+        path,
+        [
+            {"patient_id": "P1", "day": 0, "temp_c": "37.0", "hypotension": "no", "vasopressors": 0, "o2_device": "none"},
+            {"patient_id": "P1", "day": 1, "temp_c": "38.2", "hypotension": "no", "vasopressors": 0, "o2_device": "none"},
+        ],
+    )
 
 
 def test_rules_folder_replaces_the_builtin_rules(tmp_path: Path) -> None:
@@ -572,14 +608,52 @@ def test_rules_folder_replaces_the_builtin_rules(tmp_path: Path) -> None:
 # A clean single-patient file; each case below spoils it in one place. Line 2
 # is day 0, line 3 is day 1 (line 1 is the header).
 BASE_ROWS: list[dict[str, Any]] = [
-    {"patient_id": "P1", "day": "0", "age_years": "40", "temp_c": "37.0", "hypotension": "no", "vasopressors": "0",
-     "o2_device": "none", "ice_score": "10", "ice_orientation": "4", "ice_naming": "3", "ice_commands": "1",
-     "ice_writing": "1", "ice_attention": "1", "capd_score": "", "csf_wbc": "3", "csf_blasts": "no",
-     "bm_blasts_pct": "2", "bm_mrd_pct": "0", "mrd_method": "flow", "b_cells_pct": "5", "car_copies": "100"},
-    {"patient_id": "P1", "day": "1", "age_years": "", "temp_c": "38.2", "hypotension": "no", "vasopressors": "0",
-     "o2_device": "nasal_cannula", "ice_score": "10", "ice_orientation": "", "ice_naming": "", "ice_commands": "",
-     "ice_writing": "", "ice_attention": "", "capd_score": "", "csf_wbc": "", "csf_blasts": "",
-     "bm_blasts_pct": "", "bm_mrd_pct": "", "mrd_method": "", "b_cells_pct": "4", "car_copies": "2000"},
+    {
+        "patient_id": "P1",
+        "day": "0",
+        "age_years": "40",
+        "temp_c": "37.0",
+        "hypotension": "no",
+        "vasopressors": "0",
+        "o2_device": "none",
+        "ice_score": "10",
+        "ice_orientation": "4",
+        "ice_naming": "3",
+        "ice_commands": "1",
+        "ice_writing": "1",
+        "ice_attention": "1",
+        "capd_score": "",
+        "csf_wbc": "3",
+        "csf_blasts": "no",
+        "bm_blasts_pct": "2",
+        "bm_mrd_pct": "0",
+        "mrd_method": "flow",
+        "b_cells_pct": "5",
+        "car_copies": "100",
+    },
+    {
+        "patient_id": "P1",
+        "day": "1",
+        "age_years": "",
+        "temp_c": "38.2",
+        "hypotension": "no",
+        "vasopressors": "0",
+        "o2_device": "nasal_cannula",
+        "ice_score": "10",
+        "ice_orientation": "",
+        "ice_naming": "",
+        "ice_commands": "",
+        "ice_writing": "",
+        "ice_attention": "",
+        "capd_score": "",
+        "csf_wbc": "",
+        "csf_blasts": "",
+        "bm_blasts_pct": "",
+        "bm_mrd_pct": "",
+        "mrd_method": "",
+        "b_cells_pct": "4",
+        "car_copies": "2000",
+    },
 ]
 
 # id: ({(line, column): new value}, line, column named on stderr, fragments that must also appear)
@@ -590,8 +664,7 @@ BAD_CELLS: dict[str, tuple[dict[tuple[int, str], str], int, str, list[str]]] = {
     "ICE 14": ({(3, "ice_score"): "14"}, 3, "ice_score", ["'14'"]),
     "CAPD 33": ({(3, "capd_score"): "33"}, 3, "capd_score", ["'33'"]),
     "ICE item above its maximum": ({(2, "ice_orientation"): "5"}, 2, "ice_orientation", ["'5'"]),
-    "ICE items disagree with ice_score": ({(2, "ice_orientation"): "3"}, 2, "ice_score",
-                                          ["ice_orientation=3", "ice_score=10"]),
+    "ICE items disagree with ice_score": ({(2, "ice_orientation"): "3"}, 2, "ice_score", ["ice_orientation=3", "ice_score=10"]),
     "negative vasopressors": ({(3, "vasopressors"): "-1"}, 3, "vasopressors", ["'-1'"]),
     "negative csf_wbc": ({(2, "csf_wbc"): "-2"}, 2, "csf_wbc", ["'-2'"]),
     "bm_blasts_pct above 100": ({(2, "bm_blasts_pct"): "120"}, 2, "bm_blasts_pct", ["'120'"]),
@@ -608,7 +681,7 @@ def _spoiled(path: Path, changes: dict[tuple[int, str], str]) -> Path:
     rows = copy.deepcopy(BASE_ROWS)
     for (line, column), value in changes.items():
         rows[line - 2][column] = value
-    return write_csv(path, rows)
+    return write_rows(path, rows)
 
 
 def _exit_data_without_the_course(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -651,8 +724,7 @@ BAD_FILES: dict[str, tuple[bytes, list[str]]] = {
     "binary file": (bytes(range(256)) * 8, ["binary"]),
     # which of the two is the day's temperature? neither may be dropped silently
     "column given twice": (b"patient_id,day,temp_c,temp_c\nP1,0,37.0,39.5\n", ["row 1", "temp_c", "twice"]),
-    "column given twice in another case": (b"patient_id,day,Temp_C,temp_c\nP1,0,37.0,39.5\n",
-                                           ["row 1", "temp_c", "twice"]),
+    "column given twice in another case": (b"patient_id,day,Temp_C,temp_c\nP1,0,37.0,39.5\n", ["row 1", "temp_c", "twice"]),
 }
 
 
@@ -673,23 +745,24 @@ def test_bad_file_is_named_and_exits_1(case: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])
 def test_bad_patient_is_left_out_and_the_others_are_graded(fmt: str, tmp_path: Path) -> None:
     good = [
-        {"patient_id": "A", "day": 0, "temp_c": "37.0"}, {"patient_id": "A", "day": 1, "temp_c": "38.6"},
-        {"patient_id": "C", "day": 0, "temp_c": "39.1"}, {"patient_id": "C", "day": 1, "temp_c": "37.2"},
+        {"patient_id": "A", "day": 0, "temp_c": "37.0"},
+        {"patient_id": "A", "day": 1, "temp_c": "38.6"},
+        {"patient_id": "C", "day": 0, "temp_c": "39.1"},
+        {"patient_id": "C", "day": 1, "temp_c": "37.2"},
     ]
     bad = [{"patient_id": "B", "day": 0, "temp_c": "37.1"}, {"patient_id": "B", "day": 1, "temp_c": "101.3"}]
     rows = good[:2] + bad + good[2:]
-    data = write_csv(tmp_path / "cohort.csv", rows)  # B's day 1 is line 5
+    data = write_rows(tmp_path / "cohort.csv", rows)  # B's day 1 is line 5
     proc = run_cli("grade", data.name, "--format", fmt, cwd=tmp_path)
     assert proc.returncode == EXIT_DATA, proc.stderr
     no_traceback(proc)
-    assert any("cohort.csv, row 5, column temp_c" in ln and "'101.3'" in ln for ln in proc.stderr.splitlines()), \
-        proc.stderr
+    assert any("cohort.csv, row 5, column temp_c" in ln and "'101.3'" in ln for ln in proc.stderr.splitlines()), proc.stderr
     if fmt == "json":
         doc = json.loads(proc.stdout)
         assert [p["patient_id"] for p in doc["patients"]] == ["A", "C"]
         assert [d["crs_grade"] for d in course(doc, "A")["days"]] == [0, 1]
         assert [d["crs_grade"] for d in course(doc, "C")["days"]] == [1, 0]
-        alone = run_cli("grade", write_csv(tmp_path / "a.csv", good[:2]).name, "--format", "json", cwd=tmp_path)
+        alone = run_cli("grade", write_rows(tmp_path / "a.csv", good[:2]).name, "--format", "json", cwd=tmp_path)
         assert alone.returncode == EXIT_OK
         assert course(json.loads(alone.stdout), "A")["days"] == course(doc, "A")["days"]
     elif fmt == "csv":

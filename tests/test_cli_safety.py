@@ -32,6 +32,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from conftest import write_rows
 from typer.testing import CliRunner
 
 import carscore
@@ -74,18 +75,6 @@ def shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     out = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
     return out
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else str(r[c]) for c in columns])
-    return path
 
 
 def patients_file(path: Path, ids: list[str]) -> Path:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import locate
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import (
@@ -57,19 +58,6 @@ def write(folder: Path, body: str, header: bool = True, name: str = "rules.yaml"
     return path
 
 
-def at(path: Path, needle: str, nth: int = 0) -> tuple[int, int]:
-    """1-based line and column of the nth occurrence of needle in the file."""
-    seen = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        start = 0
-        while (i := line.find(needle, start)) >= 0:
-            if seen == nth:
-                return number, i + 1
-            seen += 1
-            start = i + 1
-    raise AssertionError(f"{needle!r} not found in {path}")
-
-
 def refused(path: Path) -> RuleError:
     """Read the rule file: it must be refused with exactly one plain sentence."""
     with pytest.raises(RuleErrors) as info:
@@ -87,7 +75,7 @@ def refused(path: Path) -> RuleError:
 
 def assert_refused_at(path: Path, needle: str, *words: str, nth: int = 0) -> RuleError:
     err = refused(path)
-    assert (err.line, err.col) == at(path, needle, nth), f"expected {at(path, needle, nth)}, got {err}"
+    assert (err.line, err.col) == locate(path, needle, nth), f"expected {locate(path, needle, nth)}, got {err}"
     for word in words:
         assert word in err.message, err.message
     return err
@@ -140,7 +128,7 @@ def test_billion_laughs_fails_fast_at_the_first_alias(tmp_path: Path) -> None:
     path = write(tmp_path, "description:\n" + textwrap.indent(billion_laughs(), "  "))
     with bounded(seconds=1.0, megabytes=10):
         err = refused(path)
-    assert (err.line, err.col) == at(path, "*lol0"), str(err)
+    assert (err.line, err.col) == locate(path, "*lol0"), str(err)
     assert "aliases" in err.message and "not allowed" in err.message
 
 
@@ -280,7 +268,7 @@ def test_escape_beyond_unicode_is_a_yaml_error(tmp_path: Path) -> None:
     path = write(tmp_path, 'description: "x\\UFFFFFFFF"\n')
     err = refused(path)
     assert err.message.startswith("not valid YAML")
-    assert err.line == at(path, "description")[0]
+    assert err.line == locate(path, "description")[0]
 
 
 def test_a_huge_file_is_refused_before_parsing() -> None:
@@ -563,7 +551,7 @@ def test_error_inside_a_multiline_condition_points_at_its_token(tmp_path: Path, 
 def test_end_of_a_multiline_condition_is_just_after_its_last_character(tmp_path: Path) -> None:
     path = write(tmp_path, "flags:\n  hot: >-\n    temp_c > 38 and\n    sbp <\n  cold: temp_c < 35\n")
     err = refused(path)
-    line, col = at(path, "sbp <")
+    line, col = locate(path, "sbp <")
     assert (err.line, err.col) == (line, col + len("sbp <")), str(err)
     assert "end of the condition" in err.message
 
@@ -588,7 +576,7 @@ def test_compile_error_in_a_folded_condition_points_at_the_name(tmp_path: Path) 
     with pytest.raises(RuleErrors) as info:
         Engine(read_rules([path]))
     (err,) = [e for e in info.value.errors if "tempc" in e.message]
-    assert (err.line, err.col) == at(path, "tempc"), str(err)
+    assert (err.line, err.col) == locate(path, "tempc"), str(err)
 
 
 # --- through the command line: exit 2 with the position, never an internal error ----------------
@@ -615,7 +603,7 @@ def test_cli_validate_reports_hostile_files_with_exit_2(tmp_path: Path) -> None:
         if needle is None:
             assert f"{path}:" in output, output
         else:
-            line, col = at(path, needle)
+            line, col = locate(path, needle)
             if needle == "(((":
                 col += MAX_NESTING  # the '(' one level too deep
             assert f"{path}:{line}:{col}: " in output, output

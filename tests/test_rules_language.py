@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import assess_rows, rows_to_csv
+from conftest import assess_rows, locate, rows_to_csv
 
 from carscore.assess import assess_intake
 from carscore.compile import ANY, BOOL, COURSE, DAY, NUM, TEXT, CompileError, Compiler, Symbol
@@ -30,27 +30,13 @@ HEADER = 'id: {id}\ntitle: A test rule set\nversion: "1"\ncitation: "A test cita
 # --- helpers -----------------------------------------------------------------
 
 
-def rule_file(folder: Path, body: str, name: str = "rules.yaml", rs_id: str = "test_rules",
-              header: bool = True) -> Path:
+def rule_file(folder: Path, body: str, name: str = "rules.yaml", rs_id: str = "test_rules", header: bool = True) -> Path:
     """Write a rule file; the body follows the four header lines (id, title,
     version, citation) unless header is False."""
     text = textwrap.dedent(body).lstrip("\n")
     path = folder / name
     path.write_text((HEADER.format(id=rs_id) if header else "") + text, encoding="utf-8")
     return path
-
-
-def locate(path: Path, needle: str, nth: int = 0) -> tuple[int, int]:
-    """1-based line and column of the nth occurrence of needle in the file."""
-    seen = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        start = 0
-        while (i := line.find(needle, start)) >= 0:
-            if seen == nth:
-                return number, i + 1
-            seen += 1
-            start = i + 1
-    raise AssertionError(f"{needle!r} not found in {path}")
 
 
 def rule_errors(*paths: Path) -> list[RuleError]:
@@ -234,103 +220,149 @@ def test_empty_and_non_mapping_files_are_refused(tmp_path: Path) -> None:
 # (body, needle whose position the error must point at, nth occurrence,
 #  words the message must contain, extra accepted column offsets)
 VALIDATION_CASES = [
-    pytest.param(
-        'flags:\n  hot: "tempc >= 38"\n', "tempc", 0, ["unknown name 'tempc'"], (), id="unknown-column"
-    ),
+    pytest.param('flags:\n  hot: "tempc >= 38"\n', "tempc", 0, ["unknown name 'tempc'"], (), id="unknown-column"),
     pytest.param(
         'let:\n  fever: "temp_c >= 38 and o2_devic == \'none\'"\nflags:\n  hot: "temp_c > 40"\n',
-        "o2_devic", 0, ["unknown name 'o2_devic'"], (), id="unknown-column-in-let",
+        "o2_devic",
+        0,
+        ["unknown name 'o2_devic'"],
+        (),
+        id="unknown-column-in-let",
     ),
     pytest.param(
         'parameters:\n  fever_c:\n    value: 38\n    citation: c\nflags:\n  hot: "temp_c >= fever_limit"\n',
-        "fever_limit", 0, ["unknown name 'fever_limit'"], (), id="unknown-parameter",
+        "fever_limit",
+        0,
+        ["unknown name 'fever_limit'"],
+        (),
+        id="unknown-parameter",
     ),
+    pytest.param('flags:\n  hot: "maxx(temp_c) > 38"\n', "maxx", 0, ["unknown function 'maxx'"], (), id="unknown-function"),
+    pytest.param('flags:\n  hot: "ever(temp_c > 38, 2)"\n', "ever(", 0, ["ever()", "1", "2 given"], (), id="arity-too-many"),
     pytest.param(
-        'flags:\n  hot: "maxx(temp_c) > 38"\n', "maxx", 0, ["unknown function 'maxx'"], (), id="unknown-function"
-    ),
-    pytest.param(
-        'flags:\n  hot: "ever(temp_c > 38, 2)"\n', "ever(", 0, ["ever()", "1", "2 given"], (), id="arity-too-many"
-    ),
-    pytest.param(
-        'flags:\n  hot: "temp_c > 38 and coalesce(sbp) < 90"\n', "coalesce", 0, ["coalesce()", "1 given"], (),
+        'flags:\n  hot: "temp_c > 38 and coalesce(sbp) < 90"\n',
+        "coalesce",
+        0,
+        ["coalesce()", "1 given"],
+        (),
         id="arity-too-few",
     ),
     pytest.param('flags:\n  hot: "temp_c >> 3"\n', ">>", 0, [], (1,), id="operator-shift"),
     pytest.param('flags:\n  hot: "temp_c = 38"\n', "=", 0, ["'=='"], (), id="operator-single-equals"),
+    pytest.param('flags:\n  hot: "temp_c > 38 && sbp < 90"\n', "&&", 0, ["'and'"], (1,), id="operator-double-ampersand"),
+    pytest.param('flags:\n  hot: "temp_c > 38 || sbp < 90"\n', "||", 0, ["'or'"], (1,), id="operator-double-bar"),
     pytest.param(
-        'flags:\n  hot: "temp_c > 38 && sbp < 90"\n', "&&", 0, ["'and'"], (1,), id="operator-double-ampersand"
-    ),
-    pytest.param(
-        'flags:\n  hot: "temp_c > 38 || sbp < 90"\n', "||", 0, ["'or'"], (1,), id="operator-double-bar"
-    ),
-    pytest.param(
-        'flags:\n  hot: "o2_device == \'cpapp\'"\n', "'cpapp'", 0, ["'cpapp' is not one of the values", "cpap"], (),
+        "flags:\n  hot: \"o2_device == 'cpapp'\"\n",
+        "'cpapp'",
+        0,
+        ["'cpapp' is not one of the values", "cpap"],
+        (),
         id="enum-equals",
     ),
+    pytest.param("flags:\n  hot: \"o2_device in ['cpap', 'cpapp']\"\n", "'cpapp'", 0, ["'cpapp'"], (), id="enum-in-list"),
+    pytest.param("flags:\n  hot: \"'cpapp' != o2_device\"\n", "'cpapp'", 0, ["'cpapp'"], (), id="enum-reversed"),
+    pytest.param("flags:\n  hot:\n    when: \"temp_c > 38 and sbp < 'low'\"\n", "'low'", 0, ["number"], (), id="type-mismatch"),
     pytest.param(
-        'flags:\n  hot: "o2_device in [\'cpap\', \'cpapp\']"\n', "'cpapp'", 0, ["'cpapp'"], (), id="enum-in-list"
-    ),
-    pytest.param(
-        "flags:\n  hot: \"'cpapp' != o2_device\"\n", "'cpapp'", 0, ["'cpapp'"], (), id="enum-reversed"
-    ),
-    pytest.param(
-        'flags:\n  hot:\n    when: "temp_c > 38 and sbp < \'low\'"\n', "'low'", 0, ["number"], (), id="type-mismatch"
-    ),
-    pytest.param(
-        'colour: red\nflags:\n  hot: "temp_c > 38"\n', "colour", 0, ["unknown field 'colour'", "rule set"], (),
+        'colour: red\nflags:\n  hot: "temp_c > 38"\n',
+        "colour",
+        0,
+        ["unknown field 'colour'", "rule set"],
+        (),
         id="unknown-field-ruleset",
     ),
     pytest.param(
         'decisions:\n  - outputs: [g]\n    cases:\n      - when: "temp_c > 38"\n        then: 1\n'
-        '        because: hot\n      - then: 0\n',
-        "because", 0, ["unknown field 'because'", "case"], (), id="unknown-field-case",
+        "        because: hot\n      - then: 0\n",
+        "because",
+        0,
+        ["unknown field 'because'", "case"],
+        (),
+        id="unknown-field-case",
     ),
     pytest.param(
         'parameters:\n  lim:\n    value: 38\n    citation: c\n    units: C\nflags:\n  hot: "temp_c > lim"\n',
-        "units", 0, ["unknown field 'units'", "parameter 'lim'"], (), id="unknown-field-parameter",
+        "units",
+        0,
+        ["unknown field 'units'", "parameter 'lim'"],
+        (),
+        id="unknown-field-parameter",
     ),
     pytest.param(
-        'flags:\n  hot:\n    when: "temp_c > 38"\n    severity: high\n', "severity", 0,
-        ["unknown field 'severity'", "flag 'hot'"], (), id="unknown-field-flag",
+        'flags:\n  hot:\n    when: "temp_c > 38"\n    severity: high\n',
+        "severity",
+        0,
+        ["unknown field 'severity'", "flag 'hot'"],
+        (),
+        id="unknown-field-flag",
     ),
     pytest.param(
         'decisions:\n  - outputs: [g]\n    cases:\n      - when: "temp_c > 38"\n        then: 1\n'
         '        worst:\n          - then: 2\n            when: "temp_c > 39"\n      - then: 0\n',
-        'when: "temp_c > 38"', 0, ["'then'", "'worst'"], (), id="case-then-and-worst",
+        'when: "temp_c > 38"',
+        0,
+        ["'then'", "'worst'"],
+        (),
+        id="case-then-and-worst",
     ),
     pytest.param(
-        'summary:\n  hot: "temp_c > 38"\n', "temp_c > 38", 0, ["summary", "whole course"], (),
+        'summary:\n  hot: "temp_c > 38"\n',
+        "temp_c > 38",
+        0,
+        ["summary", "whole course"],
+        (),
         id="summary-not-course-level",
     ),
     pytest.param(
-        'summary:\n  hot: "max(temp_c) > 38 and sbp < 90"\n', "max(temp_c)", 0, ["summary", "whole course"], (),
+        'summary:\n  hot: "max(temp_c) > 38 and sbp < 90"\n',
+        "max(temp_c)",
+        0,
+        ["summary", "whole course"],
+        (),
         id="summary-mixed-levels",
     ),
     pytest.param(
         'let:\n  a: "b and temp_c > 38"\n  b: "a or sbp < 90"\nflags:\n  hot: "yes(a)"\n',
-        "b and temp_c", 0, ["circle", "a -> b -> a"], (), id="definition-cycle",
+        "b and temp_c",
+        0,
+        ["circle", "a -> b -> a"],
+        (),
+        id="definition-cycle",
     ),
     pytest.param(
-        'let:\n  a: "a and temp_c > 38"\nflags:\n  hot: "yes(a)"\n', "a and temp_c", 0, ["circle"], (),
+        'let:\n  a: "a and temp_c > 38"\nflags:\n  hot: "yes(a)"\n',
+        "a and temp_c",
+        0,
+        ["circle"],
+        (),
         id="definition-self-cycle",
     ),
     pytest.param(
         'decisions:\n  - outputs: [g]\n    cases:\n      - when: "temp_c > 38"\n        then: {h: 1}\n      - then: {g: 0}\n',
-        "h: 1", 0, ["'h' is not one of this decision's outputs"], (), id="then-unknown-output",
+        "h: 1",
+        0,
+        ["'h' is not one of this decision's outputs"],
+        (),
+        id="then-unknown-output",
     ),
     pytest.param(
         'decisions:\n  - outputs: [g]\n    reason: g\n    cases:\n      - when: "temp_c > 38"\n        then: 1\n'
         '        reason: "hot: {tempc} C"\n      - then: 0\n',
-        "tempc", 0, ["unknown name 'tempc'"], (), id="unknown-name-in-reason",
+        "tempc",
+        0,
+        ["unknown name 'tempc'"],
+        (),
+        id="unknown-name-in-reason",
     ),
     pytest.param(
         'decisions:\n  - outputs: [g]\n    cases:\n      - worst:\n          - then: 2\n            when: "temp_c > 39"\n'
         '          - then: 1\n            when: "tempc > 38"\n',
-        "tempc", 0, ["unknown name 'tempc'"], (), id="unknown-name-in-criterion",
+        "tempc",
+        0,
+        ["unknown name 'tempc'"],
+        (),
+        id="unknown-name-in-criterion",
     ),
-    pytest.param(
-        'flags:\n  temp_c: "sbp < 90"\n', "sbp < 90", 0, ["input column"], (), id="redefine-input-column"
-    ),
+    pytest.param('flags:\n  temp_c: "sbp < 90"\n', "sbp < 90", 0, ["input column"], (), id="redefine-input-column"),
 ]
 
 
@@ -409,10 +441,15 @@ def test_all_missing_fields_reported_together(tmp_path: Path) -> None:
 def test_two_rule_sets_defining_the_same_output(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
     folder.mkdir()
-    first = rule_file(folder, "decisions:\n  - outputs: [my_grade]\n    cases:\n      - then: 1\n",
-                      name="a.yaml", rs_id="first_set")
-    second = rule_file(folder, 'decisions:\n  - outputs: [my_grade]\n    cases:\n      - when: "temp_c > 38"\n'
-                       "        then: 2\n", name="b.yaml", rs_id="second_set")
+    first = rule_file(
+        folder, "decisions:\n  - outputs: [my_grade]\n    cases:\n      - then: 1\n", name="a.yaml", rs_id="first_set"
+    )
+    second = rule_file(
+        folder,
+        'decisions:\n  - outputs: [my_grade]\n    cases:\n      - when: "temp_c > 38"\n        then: 2\n',
+        name="b.yaml",
+        rs_id="second_set",
+    )
     errors = rule_errors(folder)
     assert len(errors) == 1
     line, col = locate(second, "outputs")
@@ -457,8 +494,9 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     )
     errors = rule_errors(path)
     lines = sorted(e.line for e in errors)
-    assert lines == sorted([locate(path, "colour")[0], locate(path, "value:")[0], locate(path, "temp_c")[0]]) or \
-        lines == sorted([locate(path, "colour")[0], locate(path, "lim:")[0], locate(path, "temp_c")[0]])
+    assert lines == sorted([locate(path, "colour")[0], locate(path, "value:")[0], locate(path, "temp_c")[0]]) or lines == sorted(
+        [locate(path, "colour")[0], locate(path, "lim:")[0], locate(path, "temp_c")[0]]
+    )
 
 
 def test_one_typo_gives_one_message(tmp_path: Path) -> None:
@@ -482,11 +520,11 @@ def test_one_typo_gives_one_message(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        'flags:\n  hot: >-\n    temp_c > 38 and\n    tempc >= 39\n',
-        'flags:\n  hot: >\n    temp_c > 38\n    and tempc >= 39\n',
-        'flags:\n  hot: |\n    temp_c > 38 and\n    tempc >= 39\n',
+        "flags:\n  hot: >-\n    temp_c > 38 and\n    tempc >= 39\n",
+        "flags:\n  hot: >\n    temp_c > 38\n    and tempc >= 39\n",
+        "flags:\n  hot: |\n    temp_c > 38 and\n    tempc >= 39\n",
         'flags:\n  hot: "temp_c > 38 and\n    tempc >= 39"\n',
-        'flags:\n  hot:\n    when: >-\n      temp_c > 38\n      and tempc >= 39\n',
+        "flags:\n  hot:\n    when: >-\n      temp_c > 38\n      and tempc >= 39\n",
     ],
     ids=["folded-strip", "folded", "literal", "double-quoted-multiline", "flag-when-folded"],
 )
@@ -719,8 +757,7 @@ def test_new_grading_system_from_yaml_alone(tmp_path: Path) -> None:
         {"day": 0, "temp_c": 37.0, "hypotension": "no", "o2_device": "none"},
         {"day": 1, "temp_c": 38.5, "hypotension": "no", "o2_device": "none"},
         {"day": 2, "temp_c": 38.6, "hypotension": "no", "o2_device": "facemask", "o2_flow_lpm": 10, "fio2_pct": 45},
-        {"day": 3, "temp_c": 37.1, "hypotension": "no", "o2_device": "nasal_cannula", "o2_flow_lpm": 2,
-         "fio2_pct": 28},
+        {"day": 3, "temp_c": 37.1, "hypotension": "no", "o2_device": "nasal_cannula", "o2_flow_lpm": 2, "fio2_pct": 28},
         {"day": 4, "temp_c": 37.0},
     ]
     a = assess_with(engine, days)
@@ -766,8 +803,9 @@ def table(courses: list[int], days: list[int], **columns: list[Any]) -> pl.DataF
     return df
 
 
-def compile_on(df: pl.DataFrame, text: str, params: dict[str, Any] | None = None,
-               values: dict[str, tuple[str, ...]] | None = None):
+def compile_on(
+    df: pl.DataFrame, text: str, params: dict[str, Any] | None = None, values: dict[str, tuple[str, ...]] | None = None
+):
     def resolve(name: str) -> Symbol | None:
         if params and name in params:
             v = params[name]
@@ -822,9 +860,12 @@ def test_ever_since_resets(timeline: pl.DataFrame) -> None:
 
 
 def test_ever_since_reset_day_starts_afresh() -> None:
-    df = table([0, 0, 0, 0, 1, 1], [1, 2, 3, 4, 1, 2],
-               f=[True, False, True, False, False, False],
-               r=[False, True, True, False, False, False])
+    df = table(
+        [0, 0, 0, 0, 1, 1],
+        [1, 2, 3, 4, 1, 2],
+        f=[True, False, True, False, False, False],
+        r=[False, True, True, False, False, False],
+    )
     # the reset on day 2 clears day 1; on day 3 a new reset, and the condition holds that same day
     assert ev(df, "ever_since(f, r)") == [True, False, True, True, False, False]
 
@@ -834,8 +875,9 @@ def test_is_first(timeline: pl.DataFrame) -> None:
 
 
 def test_consecutive_days() -> None:
-    df = table([0, 0, 0, 0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2],
-               f=[True, True, False, True, None, True, True, True, True])
+    df = table(
+        [0, 0, 0, 0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5, 0, 1, 2], f=[True, True, False, True, None, True, True, True, True]
+    )
     assert ev(df, "consecutive_days(f)") == [1, 2, 0, 1, 0, 1, 1, 2, 3]
 
 
@@ -864,9 +906,13 @@ def test_nearest(sparse: pl.DataFrame) -> None:
         10.0,  # day 2: days 1 and 3 equally near, the earlier wins
         30.0,  # same day
         30.0,  # day 4: day 3, one day back
-        None, None, None,  # more than one day from any value
-        None, None,  # course 1 does not see course 0's values
-        5.0, 5.0,
+        None,
+        None,
+        None,  # more than one day from any value
+        None,
+        None,  # course 1 does not see course 0's values
+        5.0,
+        5.0,
     ]
 
 
@@ -875,9 +921,7 @@ def test_nearest_wider_window(sparse: pl.DataFrame) -> None:
 
 
 def test_nearest_window_from_parameter_and_text(sparse: pl.DataFrame) -> None:
-    assert ev(sparse, "nearest(s, w)", params={"w": 1}) == [
-        "a", "a", "a", "b", "b", None, None, None, None, None, "c", "c"
-    ]
+    assert ev(sparse, "nearest(s, w)", params={"w": 1}) == ["a", "a", "a", "b", "b", None, None, None, None, None, "c", "c"]
 
 
 def test_nearest_prefers_same_day_over_nearer_neighbours() -> None:
@@ -897,8 +941,18 @@ def test_nearest_day(sparse: pl.DataFrame) -> None:
 
 def test_previous(sparse: pl.DataFrame) -> None:
     assert ev(sparse, "previous(x)") == [
-        None, None, 10.0, 10.0, 30.0, 30.0, 30.0, 30.0,
-        None, None, None, None,  # no leak from course 0
+        None,
+        None,
+        10.0,
+        10.0,
+        30.0,
+        30.0,
+        30.0,
+        30.0,
+        None,
+        None,
+        None,
+        None,  # no leak from course 0
     ]
     assert ev(sparse, "previous(s)")[:5] == [None, None, "a", "a", "b"]
 

@@ -16,7 +16,6 @@ says which rule sets produced it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_rows
 from typer.testing import CliRunner
 
 from carscore.cli.app import app
@@ -59,18 +59,6 @@ def with_parameter(file: str, parameter: str, value: Any) -> str:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else str(r[c]) for c in columns])
-    return path
 
 
 def rule_file(path: Path, rs_id: str, body: str) -> Path:

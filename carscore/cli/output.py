@@ -221,10 +221,17 @@ def refuse_input_as_output(output: Path | None, inputs: list[str]) -> None:
     for name in inputs:
         try:
             same = os.path.isfile(name) and os.path.samefile(output, name)
+            # a data file inside a folder given as input is read as one of its files
+            inside = (
+                os.path.isdir(name)
+                and output.suffix.lower() in (".csv", ".tsv")
+                and output.resolve().is_relative_to(Path(name).resolve())
+            )
         except (OSError, ValueError):
             continue
-        if same:
-            raise usage(f"refusing to write the result onto the input file {name}; choose another output file")
+        if same or inside:
+            shown = name if same else str(output)
+            raise usage(f"refusing to write the result onto the input file {shown}; choose another output file")
 
 
 def rule_files(engine: Any) -> list[str]:
