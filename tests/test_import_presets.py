@@ -358,7 +358,7 @@ def test_epic_flowsheets(tmp_path: Path) -> None:
         (2, "11:00", None, None, None, None, "7"),
         (3, "00:00", None, None, "nasal_cannula", "3", None),  # the device in force at midnight
         (3, "08:00", "37", None, "none", None, None),
-        (3, "09:00", None, None, None, None, None),  # an unreadable device ends the one before
+        # the unreadable device at 09:00 ends the one before, and makes no row of its own
     ]
     assert [(p.file, p.row, p.column, p.value) for p in imported.problems] == [
         ("ip_flwsht_meas.csv", 13, "o2_device", "Oxymizer")
@@ -773,28 +773,13 @@ def test_redcap_fixture_gives_the_expected_rows() -> None:
     assert got.height == expected.height
 
 
-def test_sdtm_fixture_gives_the_expected_rows_but_none_outside_intervals() -> None:
-    imported, expected, got = _fixture("sdtm")
-    # the core does not yet write `none` where no oxygen interval runs (Read.outside): compare the rest
-    blank_none = pl.col("o2_device").replace("none", "")
-    extra, missing = _differences(got.with_columns(blank_none), expected.with_columns(blank_none))
-    assert (extra.height, missing.height) == (0, 0), (extra, missing)
-
-
-def test_epic_fixture_gives_the_expected_rows_and_one_row_for_an_unreadable_device() -> None:
-    imported, expected, got = _fixture("epic")
-    extra, missing = _differences(got, expected)
-    assert missing.height == 0, missing
-    # the Oxymizer charting (line 62) ends the cannula state at its own instant, which makes a row
-    assert extra.select("patient_id", "day", "time", "o2_device").rows() == [("P1", "5.0", "14:00", "")]
-
-
 @pytest.mark.parametrize(
     "preset",
     [
         pytest.param("redcap"),
-        pytest.param("sdtm", marks=pytest.mark.xfail(strict=True, reason="core: `none` outside oxygen intervals (Read.outside)")),
-        pytest.param("epic", marks=pytest.mark.xfail(strict=True, reason="core: an unreadable device charting makes a row")),
+        pytest.param("sdtm"),
+        pytest.param("epic"),
+        pytest.param("clif"),
     ],
 )
 def test_fixture_equals_expected_wide(preset: str) -> None:

@@ -43,7 +43,13 @@ def import_sources(
     else:
         read = read_tables(mapping, paths, contract)
     built = build_rows(
-        read.events, infusions, zone, device_hours=device_hours, medications_read=read.medications_read, contract=contract
+        read.events,
+        infusions,
+        zone,
+        device_hours=device_hours,
+        medications_read=read.medications_read,
+        contract=contract,
+        outside=getattr(read, "outside", None),
     )
     return Imported(built.rows, infusions.problems + read.problems + built.problems, read.notes + built.notes)
 

@@ -164,6 +164,7 @@ def build_rows(
     device_hours: float = 24.0,
     medications_read: bool = False,
     contract: Contract | None = None,
+    outside: dict[str, str] | None = None,
 ) -> Built:
     out = Built(pl.DataFrame())
     events, unknown = convert(events)
@@ -177,12 +178,15 @@ def build_rows(
 
     # every instant a row may stand at: the records', and midnights inside held states
     drips = states.drip_intervals(events, out)
-    devices = states.device_intervals(events, device_hours)
+    severity = list(contract.columns["o2_device"].values) if contract is not None else []
+    devices = states.device_intervals(events, device_hours, severity, out)
     oxygen = devices.filter(pl.col("o2_device").is_not_null() & (pl.col("o2_device") != "none"))
     midnights = states.midnights(pl.concat([drips.select(states.INTERVAL), oxygen.select(states.INTERVAL)]), zone)
+    # an unreadable charting ends the state before it but makes no row of its own
+    unreadable = (pl.col("kind") == "state") & pl.col("text").is_null() & pl.col("number").is_null()
     instants = pl.concat(
         [
-            events.select(
+            events.filter(~unreadable).select(
                 *key,
                 "local_us",
                 "has_time",
@@ -207,6 +211,9 @@ def build_rows(
     # held states at the instants that carry them (vital signs, state events, midnights)
     carrying = instants.filter(pl.col("_carries")).select(key).sort("utc_us")
     held = states.held_values(carrying, events, drips, devices, medications_read)
+    for column, value in (outside or {}).items():
+        # a complete interval source (SDTM PR) says what holds where no interval runs
+        held = held.with_columns(pl.col(column).fill_null(pl.lit(value)))
 
     # values observed at each instant; two values of one column at one instant are two rows
     values = events.filter(pl.col("kind").is_in(["measure", "given"])).with_columns(
@@ -225,7 +232,10 @@ def build_rows(
     wide = wide.join(sources, on=[*key, "_k"], how="left")
     state_only = held.select(key).join(wide.select(key).unique(), on=key, how="anti").with_columns(_k=pl.lit(0, dtype=pl.Int64))
     rows = pl.concat([wide.with_columns(pl.col("_k").cast(pl.Int64)), state_only], how="diagonal_relaxed")
-    rows = rows.join(instants.drop("_carries"), on=key, how="left").join(held, on=key, how="left")
+    rows = rows.join(instants.drop("_carries"), on=key, how="left").join(held, on=key, how="left", suffix="_held")
+    # a state column written on the record itself (a REDCap form) wins over the state held
+    both = [c[: -len("_held")] for c in rows.columns if c.endswith("_held")]
+    rows = rows.with_columns([pl.coalesce(c, f"{c}_held").alias(c) for c in both]).drop([f"{c}_held" for c in both])
     rows = rows.with_columns(
         source=pl.concat_str([pl.col("_value_sources"), pl.col("_state_sources")], separator="; ", ignore_nulls=True),
         time=pl.when(pl.col("has_time")).then(pl.from_epoch("local_us", time_unit="us").dt.strftime("%H:%M")),

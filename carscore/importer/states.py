@@ -67,10 +67,30 @@ def drip_intervals(events: pl.DataFrame, out) -> pl.DataFrame:  # type: ignore[n
     )
 
 
-def device_intervals(events: pl.DataFrame, device_hours: float) -> pl.DataFrame:
+def device_intervals(events: pl.DataFrame, device_hours: float, severity: list[str], out) -> pl.DataFrame:  # type: ignore[no-untyped-def]
     """patient_id, o2_device, start_us, end_us: each device charting held until
-    the next charting or ``device_hours``, whichever comes first."""
-    chartings = events.filter((pl.col("kind") == "state") & (pl.col("column") == "o2_device")).sort(["patient_id", "utc_us"])
+    the next charting or ``device_hours``, whichever comes first. Two devices
+    charted at one instant: the more intensive (``severity``, least to most),
+    with a warning (import.md §2)."""
+    chartings = events.filter((pl.col("kind") == "state") & (pl.col("column") == "o2_device"))
+    if severity:
+        rank = pl.col("text").replace_strict(severity, list(range(len(severity))), default=-1, return_dtype=pl.Int32)
+        chartings = chartings.with_columns(_rank=rank)
+        clashes = (
+            chartings.filter(pl.col("text").is_not_null())
+            .group_by(["patient_id", "utc_us"])
+            .agg(pl.col("text").n_unique().alias("_n"), pl.col("source").first())
+        )
+        clashes = clashes.filter(pl.col("_n") > 1)
+        if clashes.height:
+            sample = ", ".join(clashes["source"].head(5).to_list())
+            out.notes.append(
+                f"warning: {clashes.height} instant(s) with two oxygen devices charted: the more intensive is used ({sample})"
+            )
+        chartings = chartings.sort(["patient_id", "utc_us", "_rank"], descending=[False, False, True]).unique(
+            ["patient_id", "utc_us"], keep="first", maintain_order=True
+        )
+    chartings = chartings.sort(["patient_id", "utc_us"])
     following = pl.col("utc_us").shift(-1).over("patient_id")
     limit = pl.col("utc_us") + int(device_hours * HOUR_US)
     return chartings.select(
