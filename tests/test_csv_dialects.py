@@ -622,3 +622,10 @@ def test_one_spoiled_line_is_named_and_every_other_row_read(ids: list[str], bad:
     # problem when its patient cannot be told (a NUL in patient_id)
     named_in_frame = frame.filter(pl.col(MALFORMED).is_not_null())[LINE].to_list()
     assert named_in_frame + [p.row for p in problems] == [spoiled_line]
+
+
+def test_an_unusual_excel_separator_line_still_names_a_bad_row() -> None:
+    data = b"sep=:\npatient_id:day:temp_c\nP1:0:38\nP1:1:38:x\nP2:0:37\n"
+    frame, _, _ = read(data)
+    bad = frame.filter(frame["_malformed"].is_not_null())
+    assert bad["_line"].to_list() == [4] and "4 cells" in bad["_malformed"][0]
