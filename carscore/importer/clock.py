@@ -11,6 +11,7 @@ included, whatever the year (de-identified data often sit in 2100-2200).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,43 +20,75 @@ import polars as pl
 
 from carscore.errors import UsageError
 
-# ISO 8601 as exports write it: a date, optionally a clock time (T or a space),
-# optionally seconds and a fraction, optionally Z or an offset
-_ISO = (
-    r"^\s*(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?\s*$"
-)
 _MINUTE_US = 60_000_000
 _EPOCH = datetime(1970, 1, 1)
 
 
-def parse_timestamps(text: pl.Expr) -> dict[str, pl.Expr]:
-    """Expressions over a text column: ``naive`` (the written date and clock as
-    a naive datetime), ``offset_min`` (the written offset in minutes, null when
-    none was written), ``has_time`` and ``valid``."""
-    part = [text.str.extract(_ISO, i) for i in range(1, 9)]
-    has_time = part[3].is_not_null()
-    canonical = pl.concat_str(
-        [
-            part[0],
-            pl.lit("-"),
-            part[1],
-            pl.lit("-"),
-            part[2],
-            pl.lit(" "),
-            part[3].fill_null("00"),
-            pl.lit(":"),
-            part[4].fill_null("00"),
-            pl.lit(":"),
-            part[5].fill_null("00"),
-            pl.lit("."),
-            part[6].fill_null("0").str.pad_end(6, "0").str.slice(0, 6),
-        ]
+_CANONICAL = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?$")
+
+
+_OFFSET_TAIL = r"(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+_CLOCK_THEN_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?\s*" + _OFFSET_TAIL
+
+
+def read_timestamps(frame: pl.DataFrame, column: str, prefix: str = "_") -> pl.DataFrame:
+    """Add to ``frame`` the reading of the text column ``column``: ``<prefix>naive``
+    (the written date and clock, a naive datetime), ``<prefix>offset_min`` (the
+    written offset in minutes, null when none), ``<prefix>has_time`` and
+    ``<prefix>valid``. Computed in steps, each once over the column."""
+    text = pl.col(column).str.strip_chars()
+    zone, body = f"{prefix}zone", f"{prefix}body"
+    # the offset, when written, is the tail after a clock time (a date's hyphens are not one)
+    frame = frame.with_columns(pl.when(text.str.contains(_CLOCK_THEN_OFFSET)).then(text.str.extract(_OFFSET_TAIL, 1)).alias(zone))
+    cut = pl.when(pl.col(zone).is_not_null()).then(text.str.slice(0, text.str.len_chars() - pl.col(zone).str.len_chars()))
+    frame = frame.with_columns(
+        cut.otherwise(text).str.strip_chars().str.replace(" ", "T", literal=True).str.replace(",", ".", literal=True).alias(body)
     )
-    # invalid dates (February 30, hour 24) come out null rather than raising
-    naive = canonical.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
-    zone = part[7]
+    b = pl.col(body)
+    has_time = b.str.len_chars() > 10
+    frame = frame.with_columns(
+        pl.coalesce(
+            b.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+            pl.when(has_time).then(b.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us")),
+            pl.when(~has_time).then(b.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us")),
+        ).alias(f"{prefix}naive"),
+        has_time.alias(f"{prefix}has_time"),
+    )
+    z = pl.col(zone)
+    sign = pl.when(z.str.starts_with("-")).then(-1).otherwise(1)
+    digits = z.str.replace_all(r"[^0-9]", "")
+    offset = (
+        pl.when(z.str.to_uppercase().is_in(["Z", "UTC"]))
+        .then(0)
+        .when(z.is_not_null())
+        .then(
+            sign
+            * (
+                digits.str.slice(0, 2).cast(pl.Int32, strict=False) * 60
+                + digits.str.slice(2, 2).cast(pl.Int32, strict=False).fill_null(0)
+            )
+        )
+    )
+    frame = frame.with_columns(offset.alias(f"{prefix}offset_min"))
+    naive, off = pl.col(f"{prefix}naive"), pl.col(f"{prefix}offset_min")
+    return frame.with_columns(
+        (naive.is_not_null() & (z.is_null() | off.is_not_null())).fill_null(False).alias(f"{prefix}valid"),
+    ).drop(zone, body)
+
+
+def parse_timestamps(text: pl.Expr) -> dict[str, pl.Expr]:
+    """The same reading as expressions, for small tables (infusions, birth dates):
+    ``naive``, ``offset_min``, ``has_time`` and ``valid``."""
+    stripped = text.str.strip_chars()
+    zone = pl.when(stripped.str.contains(_CLOCK_THEN_OFFSET)).then(stripped.str.extract(_OFFSET_TAIL, 1))
+    body = pl.when(zone.is_not_null()).then(stripped.str.slice(0, stripped.str.len_chars() - zone.str.len_chars()))
+    body = body.otherwise(stripped).str.strip_chars().str.replace(" ", "T", literal=True).str.replace(",", ".", literal=True)
+    has_time = body.str.len_chars() > 10
+    naive = pl.coalesce(
+        body.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+        pl.when(has_time).then(body.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us")),
+        pl.when(~has_time).then(body.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us")),
+    )
     sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
     digits = zone.str.replace_all(r"[^0-9]", "")
     offset = (
@@ -174,4 +207,4 @@ def years_of(us: np.ndarray) -> set[int]:
     return {int(y) for y in present} | {first, last}
 
 
-__all__ = ["Zone", "parse_timestamps", "years_of", "_MINUTE_US"]
+__all__ = ["Zone", "parse_timestamps", "read_timestamps", "years_of", "_MINUTE_US"]

@@ -12,7 +12,7 @@ import polars as pl
 from carscore.contract import Contract
 from carscore.errors import InputProblem, UsageError
 from carscore.importer import states
-from carscore.importer.clock import Zone, parse_timestamps, years_of
+from carscore.importer.clock import Zone, read_timestamps, years_of
 from carscore.importer.events import VITAL_COLUMNS
 from carscore.importer.infusions import Infusions
 from carscore.importer.units import convert
@@ -44,9 +44,15 @@ def problem(source: str, message: str, column: str = "", value: object = "") -> 
 
 def _timed(events: pl.DataFrame, zone: Zone | None, out: Built) -> pl.DataFrame:
     """utc_us, local_us and has_time for every event whose time can be read."""
-    stamp = parse_timestamps(pl.col("stamp"))
-    events = events.with_columns(
-        _naive=stamp["naive"].dt.epoch("us"), _offset=stamp["offset_min"], has_time=stamp["has_time"], _ok=stamp["valid"]
+    events = (
+        read_timestamps(events, "stamp", "_t_")
+        .with_columns(
+            _naive=pl.col("_t_naive").dt.epoch("us"),
+            _offset=pl.col("_t_offset_min"),
+            has_time=pl.col("_t_has_time"),
+            _ok=pl.col("_t_valid"),
+        )
+        .drop("_t_naive", "_t_offset_min", "_t_has_time", "_t_valid")
     )
     for src, value in events.filter(~pl.col("_ok")).select("source", "stamp").iter_rows():
         out.problems.append(problem(src, "cannot read this time (ISO 8601 expected, e.g. 2024-03-09T23:30)", "time", value))
