@@ -5,6 +5,7 @@ time pandas.read_csv needs only to read the same file, in the same run.
     python bench/benchmark.py                       # 20,000 patients x 50 days (~1M patient-days)
     python bench/benchmark.py --patients 2000       # a quicker run
     python bench/benchmark.py --split               # also the cohort split into one file per patient
+    python bench/benchmark.py --long 10000000       # also import a CLIF export of 10 million vital-sign rows
 
 The cohort is made by make_cohort.py from the shared benchmark folder (looked
 for beside the checkout, or given with --generator). Figures go to stdout as
@@ -64,6 +65,23 @@ def _grade(path: str) -> int:
     return assess_intake(read_paths([path], engine.contract), engine).days.height
 
 
+@stage("import")
+def _import(path: str) -> int:
+    from carscore.importer import import_sources
+
+    folder = Path(path)
+    imported = import_sources([str(folder)], "clif", str(folder / "infusions.csv"), "America/Chicago")
+    imported.rows.write_parquet(folder.with_suffix(".rows.parquet"))
+    return imported.rows.height
+
+
+@stage("pandas_long")
+def _pandas_long(path: str) -> int:
+    import pandas as pd
+
+    return sum(len(pd.read_csv(f)) for f in sorted(Path(path).glob("clif_*.csv")))
+
+
 @stage("cohort")
 def _cohort(path: str) -> int:
     from carscore import report
@@ -105,6 +123,7 @@ def main() -> None:
     ap.add_argument("--generator", help="path to make_cohort.py")
     ap.add_argument("--workdir", help="where to write the cohort (default: a temporary folder)")
     ap.add_argument("--split", action="store_true", help="also assess the cohort as one file per patient")
+    ap.add_argument("--long", type=int, default=0, metavar="ROWS", help="also import a CLIF export of about ROWS vital-sign rows")
     args = ap.parse_args()
 
     generator = find_generator(args.generator)
@@ -149,12 +168,24 @@ def main() -> None:
                 check=True,
             )
         split_seconds, _ = timed("same cohort as one file per patient (folder)", "cohort", folder, results)
+    long_ratio = None
+    if args.long:
+        folder = workdir / f"clif_long_{args.long}"
+        if not folder.exists():
+            print(f"making {folder} ...", flush=True)
+            maker = ROOT / "bench" / "make_long.py"
+            subprocess.run([sys.executable, str(maker), "--rows", str(args.long), "--out", str(folder)], check=True)
+        read_long, _ = timed("pandas.read_csv of every table of the CLIF export", "pandas_long", folder, results)
+        import_seconds, _ = timed("carscore import --from clif (to Parquet)", "import", folder, results)
+        long_ratio = import_seconds / read_long
     print()
     print(f"grade CRS + ICANS:   {grade_seconds / baseline:.2f} x pandas.read_csv   (target <= 2)")
     print(f"full assessment:     {full_seconds / baseline:.2f} x pandas.read_csv   (target <= 3)")
     if split_seconds is not None:
         print(f"split into files:    {split_seconds / full_seconds:.2f} x the single file   (target <= 5)")
     print(f"full assessment peak memory: {peak_mb:,.0f} MB   (target < 2048)")
+    if long_ratio is not None:
+        print(f"import of the CLIF export: {long_ratio:.2f} x pandas.read_csv of its tables")
 
 
 if __name__ == "__main__":
