@@ -54,9 +54,8 @@ def main() -> None:
     hosp = pl.Series([f"H{i:06d}" for i in range(patients)])[stay]
     vitals = pl.concat(
         [
-            pl.DataFrame({"hospitalization_id": hosp, "recorded_dttm": stamps, "vital_category": "temp_c", "vital_value": temp}),
-            pl.DataFrame({"hospitalization_id": hosp, "recorded_dttm": stamps, "vital_category": "sbp", "vital_value": sbp}),
-            pl.DataFrame({"hospitalization_id": hosp, "recorded_dttm": stamps, "vital_category": "heart_rate", "vital_value": hr}),
+            pl.DataFrame({"hospitalization_id": hosp, "recorded_dttm": stamps, "vital_category": name, "vital_value": values})
+            for name, values in (("temp_c", temp), ("sbp", sbp), ("heart_rate", hr))
         ],
         how="vertical_relaxed",
     )
