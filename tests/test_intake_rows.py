@@ -114,3 +114,21 @@ def test_day_level_checks_read_the_rows_of_a_day_together(tmp_path: Path) -> Non
     alone = read_text("patient_id,day,csf_wbc,csf_blasts\nA,1,,yes\nB,1,3,yes\n", "t.csv", contract)
     assert [tuple(r) for r in alone.courses.filter(pl.col("assessed")).select("patient_id", "infusion").iter_rows()] == [("B", 1)]
     assert any("blasts without a CSF count" in str(p) for p in alone.problems)
+
+
+@pytest.mark.parametrize(
+    "score, orientation, naming",
+    [
+        (5, 4, 3),  # the known items already exceed the total
+        (9, 2, 1),  # even the blank items at their maxima fall short of it
+    ],
+)
+def test_ice_items_that_cannot_make_the_total_are_an_input_error(score: int, orientation: int, naming: int) -> None:
+    intake = intake_of(f"patient_id,day,ice_score,ice_orientation,ice_naming\nA,1,{score},{orientation},{naming}\nB,1,10,,\n")
+    assert assessed(intake) == [("B", 1)]
+    assert any("ICE items do not add up" in m for m in messages(intake))
+
+
+def test_incomplete_ice_items_that_fit_the_total_are_not_an_error() -> None:
+    intake = intake_of("patient_id,day,ice_score,ice_orientation,ice_naming\nA,1,8,4,3\n")
+    assert not intake.problems and assessed(intake) == [("A", 1)]
