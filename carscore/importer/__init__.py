@@ -11,10 +11,12 @@ import polars as pl
 from carscore.contract import Contract, load_contract
 from carscore.errors import InputProblem
 from carscore.importer.clock import Zone
+from carscore.importer.events import Read
+from carscore.importer.files import find_files, read_text_table
 from carscore.importer.infusions import read_infusions
 from carscore.importer.mapping import find_mapping, read_mapping
 from carscore.importer.rows import build_rows
-from carscore.importer.tables import Read, find_files, read_table, read_text_table
+from carscore.importer.tables import read_table
 
 
 @dataclass

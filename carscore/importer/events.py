@@ -25,7 +25,11 @@ Columns of an event table:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import polars as pl
+
+from carscore.errors import InputProblem
 
 SCHEMA: dict[str, pl.DataType] = {
     "patient_id": pl.String(),
@@ -60,3 +64,16 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in SCHEMA.items() if name not in frame.columns]
     frame = frame.with_columns(missing) if missing else frame
     return frame.select([pl.col(n).cast(t) for n, t in SCHEMA.items()])
+
+
+@dataclass
+class Read:
+    """What a reader gives: its events, with the problems and notes of reading them."""
+
+    events: pl.DataFrame
+    problems: list[InputProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    medications_read: bool = False
+    # state columns a complete interval source covers, and their value where no interval runs
+    # (SDTM PR: o2_device none); the rows' builder applies it (see outside_values)
+    outside: dict[str, str] = field(default_factory=dict)
