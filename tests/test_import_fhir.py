@@ -729,3 +729,15 @@ def test_the_fhir_fixture_tells_the_expected_story() -> None:
     ]
     notes = "\n".join(imported.notes)
     assert "1 earlier versions" in notes and "preliminary 1" in notes and "http://loinc.org|8867-4 (45)" in notes
+
+
+def test_a_mapping_extending_the_preset_adds_a_code_and_keeps_the_others(tmp_path: Path) -> None:
+    mine = tmp_path / "my_fhir.yaml"
+    mine.write_text('mapping: my_fhir\nextends: fhir\nobservations:\n  loinc:\n    "8331-1": temp_c\n', encoding="utf-8")
+    imported = run(
+        tmp_path,
+        obs("oral", LOINC, "8331-1", "2024-03-10T15:00:00Z", **quantity(38.6, "Cel")),
+        obs("core", LOINC, "8310-5", "2024-03-10T16:00:00Z", **quantity(37.1, "Cel")),
+        mapping=str(mine),
+    )
+    assert cells(imported, "temp_c") == [(2, "10:00", "38.6"), (2, "11:00", "37.1")]

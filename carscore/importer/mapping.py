@@ -150,6 +150,18 @@ def find_mapping(name: str) -> Path:
     return preset
 
 
+def _merged(base: Any, extra: Any) -> Any:
+    if isinstance(base, dict) and isinstance(extra, dict):
+        out = LDict(base)
+        out.__dict__.update(getattr(base, "__dict__", {}))
+        out.__dict__.update(getattr(extra, "__dict__", {}))
+        out.key_at = {**getattr(base, "key_at", {}), **getattr(extra, "key_at", {})}
+        for key, value in extra.items():
+            out[key] = _merged(base.get(key), value)
+        return out
+    return extra
+
+
 def read_mapping(path: Path, columns: set[str]) -> Mapping:
     file = str(path)
     try:
@@ -179,7 +191,9 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
         r.err(f"naive_time must be one of {', '.join(NAIVE)}", naive, doc)
     m.naive_time = str(naive)
     for section in reader_sections & set(doc):
-        m.raw[section] = doc[section]
+        # a mapping that extends another adds codes to its sections and overrides only
+        # the entries it names (one more LOINC code keeps all the preset's others)
+        m.raw[section] = _merged(m.raw.get(section), doc[section])
     if "patients" in doc:
         spec = r.mapping(doc["patients"], "'patients'", doc)
         if spec is not None:
