@@ -306,15 +306,14 @@ def test_sdtm_scores_and_car_copies(tmp_path: Path) -> None:
 
 def test_sdtm_sas_transport_files(tmp_path: Path) -> None:
     pyreadstat = pytest.importorskip("pyreadstat")
-    import pandas as pd
 
-    frame = pd.DataFrame(
+    frame = pl.DataFrame(
         {
             "USUBJID": ["P1", "P1"],
             "VSTESTCD": ["TEMP", "SYSBP"],
             "VSORRES": ["101.3", "85"],
             "VSORRESU": ["F", "mmHg"],
-            "VSSTRESN": [38.5, float("nan")],
+            "VSSTRESN": [38.5, None],
             "VSSTRESU": ["C", ""],
             "VSDTC": ["2024-03-10T14:00", "2024-03-10T14:00"],
         }

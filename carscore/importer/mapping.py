@@ -150,14 +150,16 @@ def find_mapping(name: str) -> Path:
     return preset
 
 
-def _merged(base: Any, extra: Any) -> Any:
-    if isinstance(base, dict) and isinstance(extra, dict):
+def _merged(base: Any, extra: Any, levels: int) -> Any:
+    """``extra`` over ``base``, mappings merged ``levels`` deep (section, then code
+    system); below that an entry replaces the base's whole (a code's target)."""
+    if levels > 0 and isinstance(base, dict) and isinstance(extra, dict):
         out = LDict(base)
         out.__dict__.update(getattr(base, "__dict__", {}))
         out.__dict__.update(getattr(extra, "__dict__", {}))
         out.key_at = {**getattr(base, "key_at", {}), **getattr(extra, "key_at", {})}
         for key, value in extra.items():
-            out[key] = _merged(base.get(key), value)
+            out[key] = _merged(base.get(key), value, levels - 1)
         return out
     return extra
 
@@ -193,7 +195,7 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
     for section in reader_sections & set(doc):
         # a mapping that extends another adds codes to its sections and overrides only
         # the entries it names (one more LOINC code keeps all the preset's others)
-        m.raw[section] = _merged(m.raw.get(section), doc[section])
+        m.raw[section] = _merged(m.raw.get(section), doc[section], levels=2)
     if "patients" in doc:
         spec = r.mapping(doc["patients"], "'patients'", doc)
         if spec is not None:
