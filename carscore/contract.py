@@ -9,7 +9,7 @@ from pathlib import Path
 
 from carscore.errors import RuleErrors
 from carscore.expr import Node
-from carscore.ruleset import _Reader
+from carscore.rulefile import FieldReader
 from carscore.yamlsafe import LDict, load_yaml
 
 KINDS = {"integer", "number", "boolean", "dose", "enum", "text", "time"}
@@ -58,7 +58,7 @@ class Contract:
 def load_contract(path: str | None = None) -> Contract:
     file = Path(path) if path else Path(__file__).with_name("contract.yaml")
     doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
-    r = _Reader(str(file))
+    r = FieldReader(str(file))
     columns: dict[str, Column] = {}
     for name, spec in doc["columns"].items():
         r.fields(spec, {"type", "range", "merge", "values", "unit", "hint"}, {"type", "merge"}, f"column '{name}'")

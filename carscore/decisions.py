@@ -11,7 +11,8 @@ import polars as pl
 
 from carscore.compile import ANY, BOOL, NUM, TEXT, Compiled, CompileError, Compiler, Symbol, reads_timeline
 from carscore.errors import RuleError
-from carscore.ruleset import Decision, Expression, Source, Template
+from carscore.rulefile import Expression, Source, Template
+from carscore.ruleset import Decision
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from carscore.contract import Contract
 from carscore.decisions import ReasonPass, compile_decision, pos
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import names_in
-from carscore.ruleset import Decision, RuleSet, Source, Template
+from carscore.rulefile import Source, Template
+from carscore.ruleset import Decision, RuleSet
 
 _KIND_TYPES = {"integer": NUM, "number": NUM, "boolean": BOOL, "dose": BOOL, "enum": TEXT, "text": TEXT, "time": NUM}
 # facts of the course rather than observations of a day: known from the infusion on

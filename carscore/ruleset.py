@@ -30,38 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
-from carscore.expr import ExprSyntaxError, Node, parse, parse_template
-from carscore.yamlsafe import MAX_FILE_CHARS, LDict, LList, LStr, load_yaml, position_in, where
-
-IDENT_PATTERN = "lower-case letters, digits and '_', starting with a letter"
-
-
-@dataclass(frozen=True)
-class Source:
-    """An expression or text in a rule file, with its position."""
-
-    text: str
-    file: str
-    line: int
-    col: int
-    quote: int = 0
-    located: LStr | None = None
-
-    def error(self, message: str, offset: int = 0) -> RuleError:
-        line, col = position_in(self.located, self.line, self.col, self.quote, offset)
-        return RuleError(message, self.file, line, col)
-
-
-@dataclass(frozen=True)
-class Expression:
-    source: Source
-    node: Node
-
-
-@dataclass(frozen=True)
-class Template:
-    source: Source
-    parts: tuple[tuple[str, Node | None, int], ...]
+from carscore.rulefile import Expression, FieldReader, Source, Template
+from carscore.yamlsafe import MAX_FILE_CHARS, LDict, LList, load_yaml
 
 
 @dataclass(frozen=True)
@@ -154,88 +124,6 @@ class RuleSet:
 # --- building from located YAML ---------------------------------------------
 
 
-class _Reader:
-    def __init__(self, file: str):
-        self.file = file
-        self.errors: list[RuleError] = []
-
-    def err(self, message: str, at: Any, fallback: Any = None) -> None:
-        file, line, col = where(at, fallback)
-        self.errors.append(RuleError(message, file or self.file, line, col))
-
-    def key_err(self, mapping: LDict, key: str, message: str) -> None:
-        line, col = mapping.key_at.get(key, (mapping.line, mapping.col))
-        self.errors.append(RuleError(message, self.file, line, col))
-
-    def mapping(self, value: Any, what: str, at: Any) -> LDict | None:
-        if not isinstance(value, LDict):
-            self.err(f"{what} must be a mapping of names to values", value, at)
-            return None
-        return value
-
-    def fields(self, mapping: LDict, allowed: set[str], required: set[str], what: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                self.key_err(mapping, key, f"unknown field '{key}' in {what} (allowed: {', '.join(sorted(allowed))})")
-        for key in sorted(required - set(mapping)):
-            self.err(f"{what} is missing the field '{key}'", mapping)
-
-    def text(self, mapping: LDict, key: str, what: str, required: bool = True) -> str:
-        value = mapping.get(key)
-        if value is None:
-            return ""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "version":
-            # 1.10 would be read as the number 1.1: a version is text
-            self.key_err(mapping, key, f"'version' of {what} must be text: write it in quotes (1.10 would read as 1.1)")
-            return str(value)
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.err(f"'{key}' of {what} must be text", value, mapping)
-            return ""
-        return str(value)
-
-    def source(self, value: Any, fallback: Any) -> Source:
-        file, line, col = where(value, fallback)
-        quote = value.quote if isinstance(value, LStr) else 0
-        return Source(str(value), file or self.file, line, col, quote, value if isinstance(value, LStr) else None)
-
-    def expression(self, value: Any, fallback: Any, what: str) -> Expression | None:
-        if isinstance(value, bool):
-            value_text = "true" if value else "false"
-        elif isinstance(value, str):
-            value_text = value
-        else:
-            self.err(f"{what} must be a condition written as text", value, fallback)
-            return None
-        src = self.source(value, fallback)
-        src = Source(value_text, src.file, src.line, src.col, src.quote, src.located)
-        try:
-            return Expression(src, parse(value_text))
-        except ExprSyntaxError as exc:
-            self.errors.append(src.error(exc.message, exc.offset))
-            return None
-
-    def template(self, value: Any, fallback: Any) -> Template | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.err("a reason must be text", value, fallback)
-            return None
-        src = self.source(value, fallback)
-        try:
-            return Template(src, tuple(parse_template(str(value))))
-        except ExprSyntaxError as exc:
-            self.errors.append(src.error(exc.message, exc.offset))
-            return None
-
-    def identifier(self, name: Any, at: Any, what: str) -> bool:
-        import re
-
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            self.err(f"{what} '{name}' must be {IDENT_PATTERN}", name, at)
-            return False
-        return True
-
-
 def _scalar_ok(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -255,7 +143,7 @@ def read_ruleset(path: Path) -> RuleSet:
         doc = load_yaml(text, file)
     except RuleError as exc:
         raise RuleErrors([exc]) from None
-    r = _Reader(file)
+    r = FieldReader(file)
     if not isinstance(doc, LDict):
         raise RuleErrors([RuleError("a rule file must be a mapping with id, title, version and citation", file, 1, 1)])
     r.fields(
@@ -345,7 +233,7 @@ def read_ruleset(path: Path) -> RuleSet:
     return rs
 
 
-def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output: str = "") -> Decision | None:
+def _read_decision(r: FieldReader, item: Any, require_outputs: bool, default_output: str = "") -> Decision | None:
     if not isinstance(item, LDict):
         r.err("a decision must be a mapping with 'outputs' and 'cases'", item)
         return None
@@ -390,7 +278,7 @@ def _read_decision(r: _Reader, item: Any, require_outputs: bool, default_output:
     )
 
 
-def _read_row_values(r: _Reader, doc: LDict, rs: RuleSet) -> None:
+def _read_row_values(r: FieldReader, doc: LDict, rs: RuleSet) -> None:
     rows = r.mapping(doc["row_values"], "'row_values'", doc) if "row_values" in doc else None
     for name, spec in (rows or {}).items():
         if not r.identifier(name, spec, "row value"):
@@ -415,7 +303,7 @@ def _read_row_values(r: _Reader, doc: LDict, rs: RuleSet) -> None:
             rs.row_values[name] = RowValue(name, expr, combine, of)
 
 
-def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:
+def _read_then(r: FieldReader, value: Any, outputs: list[str], at: Any) -> dict[str, Any]:
     if isinstance(value, LDict):
         out = {}
         for key, v in value.items():
@@ -435,7 +323,7 @@ def _read_then(r: _Reader, value: Any, outputs: list[str], at: Any) -> dict[str,
     return {outputs[0]: value}
 
 
-def _read_case(r: _Reader, case: Any, outputs: list[str]) -> Case | None:
+def _read_case(r: FieldReader, case: Any, outputs: list[str]) -> Case | None:
     if not isinstance(case, LDict):
         r.err("a case must be a mapping with 'when', 'then' and 'reason'", case)
         return None

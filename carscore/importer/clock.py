@@ -31,6 +31,17 @@ _OFFSET_TAIL = r"(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 _CLOCK_THEN_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?\s*" + _OFFSET_TAIL
 
 
+def _offset_minutes(zone: pl.Expr) -> pl.Expr:
+    """A written offset (Z, UTC, +05:30, -0600, +02) in minutes east of UTC."""
+    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
+    digits = zone.str.replace_all(r"[^0-9]", "")
+    hours = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
+    minutes = digits.str.slice(2, 2).cast(pl.Int32, strict=False).fill_null(0)
+    return (
+        pl.when(zone.str.to_uppercase().is_in(["Z", "UTC"])).then(0).when(zone.is_not_null()).then(sign * (hours * 60 + minutes))
+    )
+
+
 def read_timestamps(frame: pl.DataFrame, column: str, prefix: str = "_") -> pl.DataFrame:
     """Add to ``frame`` the reading of the text column ``column``: ``<prefix>naive``
     (the written date and clock, a naive datetime), ``<prefix>offset_min`` (the
@@ -55,20 +66,7 @@ def read_timestamps(frame: pl.DataFrame, column: str, prefix: str = "_") -> pl.D
         has_time.alias(f"{prefix}has_time"),
     )
     z = pl.col(zone)
-    sign = pl.when(z.str.starts_with("-")).then(-1).otherwise(1)
-    digits = z.str.replace_all(r"[^0-9]", "")
-    offset = (
-        pl.when(z.str.to_uppercase().is_in(["Z", "UTC"]))
-        .then(0)
-        .when(z.is_not_null())
-        .then(
-            sign
-            * (
-                digits.str.slice(0, 2).cast(pl.Int32, strict=False) * 60
-                + digits.str.slice(2, 2).cast(pl.Int32, strict=False).fill_null(0)
-            )
-        )
-    )
+    offset = _offset_minutes(z)
     frame = frame.with_columns(offset.alias(f"{prefix}offset_min"))
     naive, off = pl.col(f"{prefix}naive"), pl.col(f"{prefix}offset_min")
     return frame.with_columns(
@@ -89,20 +87,7 @@ def parse_timestamps(text: pl.Expr) -> dict[str, pl.Expr]:
         pl.when(has_time).then(body.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us")),
         pl.when(~has_time).then(body.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us")),
     )
-    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
-    digits = zone.str.replace_all(r"[^0-9]", "")
-    offset = (
-        pl.when(zone.str.to_uppercase().is_in(["Z", "UTC"]))
-        .then(0)
-        .when(zone.is_not_null())
-        .then(
-            sign
-            * (
-                digits.str.slice(0, 2).cast(pl.Int32, strict=False) * 60
-                + digits.str.slice(2, 2).cast(pl.Int32, strict=False).fill_null(0)
-            )
-        )
-    )
+    offset = _offset_minutes(zone)
     valid = naive.is_not_null() & (zone.is_null() | offset.is_not_null())
     return {"naive": naive, "offset_min": offset, "has_time": has_time, "valid": valid.fill_null(False)}
 

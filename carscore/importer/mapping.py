@@ -107,7 +107,7 @@ from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.importer.mapping_tables import BLANK, NAIVE, CodeMap, Dictionary, Table, name_list, parse_table
-from carscore.ruleset import _Reader
+from carscore.rulefile import FieldReader
 from carscore.yamlsafe import LDict, load_yaml
 
 # a table and its targets live in mapping_tables.py; importable from here as before
@@ -172,7 +172,7 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
         raise RuleErrors([RuleError(f"cannot read the mapping file: {exc}", file)]) from None
     except RuleError as exc:
         raise RuleErrors([exc]) from None
-    r = _Reader(file)
+    r = FieldReader(file)
     if not isinstance(doc, LDict):
         raise RuleErrors([RuleError("a mapping file is a mapping with 'mapping' (its id) and 'tables'", file, 1, 1)])
     base: Mapping | None = None

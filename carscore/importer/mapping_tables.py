@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from carscore.ruleset import _Reader
+from carscore.rulefile import FieldReader
 from carscore.yamlsafe import LDict, LList
 
 KINDS = ("measure", "state", "drip", "given")
@@ -89,7 +89,7 @@ class Table:
     strict: dict[str, tuple[str, ...]] | None = None  # {}: every unknown code is an error
 
 
-def name_list(r: _Reader, value: Any, at: Any, what: str) -> list[str]:
+def name_list(r: FieldReader, value: Any, at: Any, what: str) -> list[str]:
     """A name or a list of names (files, columns, words), as text."""
     if value is None:
         return []
@@ -112,7 +112,7 @@ def _word(value: Any) -> str | None:
     return str(value)
 
 
-def _conditions(r: _Reader, spec: Any, at: Any, what: str) -> dict[str, tuple[str, ...]]:
+def _conditions(r: FieldReader, spec: Any, at: Any, what: str) -> dict[str, tuple[str, ...]]:
     """`where`: source column -> alternatives (see mapping.py's docstring)."""
     if spec is None:
         return {}
@@ -145,7 +145,7 @@ def _conditions(r: _Reader, spec: Any, at: Any, what: str) -> dict[str, tuple[st
     return out
 
 
-def _code_map(r: _Reader, spec: Any, at: Any, what: str, columns: set[str]) -> CodeMap | None:
+def _code_map(r: FieldReader, spec: Any, at: Any, what: str, columns: set[str]) -> CodeMap | None:
     if isinstance(spec, str):
         spec = LDict({"column": spec})
     if not isinstance(spec, LDict):
@@ -227,7 +227,7 @@ _TABLE_FIELDS = {
 }
 
 
-def _dictionary(r: _Reader, spec: Any, at: Any, what: str) -> Dictionary | None:
+def _dictionary(r: FieldReader, spec: Any, at: Any, what: str) -> Dictionary | None:
     if spec is None:
         return None
     if isinstance(spec, (str, LList)):
@@ -240,7 +240,7 @@ def _dictionary(r: _Reader, spec: Any, at: Any, what: str) -> Dictionary | None:
     return Dictionary(name_list(r, spec.get("files"), spec, f"'files' of the dictionary of {what}"), **names)
 
 
-def parse_table(r: _Reader, name: str, spec: Any, columns: set[str], base: Table | None) -> Table | None:
+def parse_table(r: FieldReader, name: str, spec: Any, columns: set[str], base: Table | None) -> Table | None:
     """One table of `tables`, over the same table of the mapping it extends (``base``)."""
     what = f"table '{name}'"
     if not isinstance(spec, LDict):

@@ -12,7 +12,7 @@ from carscore.contract import Contract
 from carscore.errors import RuleErrors
 from carscore.importer.events import DRIP_COLUMNS, VASOPRESSIN
 from carscore.importer.mapping import Mapping
-from carscore.ruleset import _Reader
+from carscore.rulefile import FieldReader
 from carscore.yamlsafe import LDict, LList
 
 # columns no Observation may set: identity and course (the import computes them), and
@@ -73,7 +73,7 @@ class _Sections:
     """Validation of the reader sections of a mapping, every error at file:line:col."""
 
     def __init__(self, mapping: Mapping, contract: Contract):
-        self.r = _Reader(mapping.file)
+        self.r = FieldReader(mapping.file)
         self.raw = mapping.raw
         self.contract = contract
         self.codes = FhirCodes()
