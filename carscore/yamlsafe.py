@@ -40,7 +40,7 @@ from yaml.events import (
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from carscore.errors import RuleError
-from carscore.expr import NumberError, looks_like_number, read_number, shown
+from carscore.numbers import NumberError, looks_like_number, read_number, shown
 from carscore.yamlpos import Origin, Text, scalar_start
 
 # A rule file nests a handful of levels (decisions > cases > worst > criterion);

@@ -36,12 +36,11 @@ from carscore.expr import (
     Literal,
     Name,
     Node,
-    NumberError,
     Unary,
     names_in,
     parse,
-    read_number,
 )
+from carscore.numbers import NumberError, read_number
 from carscore.ruleset import read_rules
 from carscore.yamlsafe import MAX_DEPTH, MAX_FILE_CHARS, LDict, load_yaml
 
@@ -81,11 +80,16 @@ def assert_refused_at(path: Path, needle: str, *words: str, nth: int = 0) -> Rul
     return err
 
 
+# a guard against hanging (an alias bomb expanded, a recursion gone exponential),
+# never a speed target: speed is measured by bench/benchmark.py
+HANG = 60.0
+
+
 @contextmanager
 def bounded(seconds: float, megabytes: float | None = None) -> Iterator[None]:
-    """The block must finish in time and, when megabytes is given, allocate
-    little at its peak (tracemalloc slows Python down: only where memory is
-    the point)."""
+    """The block must finish rather than hang and, when megabytes is given,
+    allocate little at its peak (tracemalloc slows Python down: only where
+    memory is the point)."""
     if megabytes is not None:
         tracemalloc.start()
     start = time.perf_counter()
@@ -126,7 +130,7 @@ def billion_laughs(levels: int = 9) -> str:
 
 def test_billion_laughs_fails_fast_at_the_first_alias(tmp_path: Path) -> None:
     path = write(tmp_path, "description:\n" + textwrap.indent(billion_laughs(), "  "))
-    with bounded(seconds=1.0, megabytes=10):
+    with bounded(seconds=HANG, megabytes=10):
         err = refused(path)
     assert (err.line, err.col) == locate(path, "*lol0"), str(err)
     assert "aliases" in err.message and "not allowed" in err.message
@@ -134,7 +138,7 @@ def test_billion_laughs_fails_fast_at_the_first_alias(tmp_path: Path) -> None:
 
 def test_billion_laughs_as_the_whole_file(tmp_path: Path) -> None:
     path = write(tmp_path, billion_laughs(), header=False)
-    with bounded(seconds=1.0, megabytes=10):
+    with bounded(seconds=HANG, megabytes=10):
         assert_refused_at(path, "*lol0", "aliases")
 
 
@@ -148,7 +152,7 @@ def test_billion_laughs_as_the_whole_file(tmp_path: Path) -> None:
     ids=["list-holds-itself", "mapping-holds-itself", "flow-mapping"],
 )
 def test_recursive_alias_is_refused(tmp_path: Path, body: str, needle: str) -> None:
-    with bounded(seconds=1.0):
+    with bounded(seconds=HANG):
         assert_refused_at(write(tmp_path, body), needle, "aliases")
 
 
@@ -208,7 +212,7 @@ def test_ten_thousand_deep_flow_nesting_is_refused(tmp_path: Path, opener: str, 
     path = write(tmp_path, body)
     # PyYAML's scanner looks up to 1024 characters ahead on a line: the cost
     # is bounded whatever the length, and the builder stops at MAX_DEPTH
-    with bounded(seconds=3.0):
+    with bounded(seconds=HANG):
         err = refused(path)
     assert f"more than {MAX_DEPTH} levels" in err.message
     # the opener that goes one level too deep (the root mapping is level 1)
@@ -272,7 +276,7 @@ def test_escape_beyond_unicode_is_a_yaml_error(tmp_path: Path) -> None:
 
 
 def test_a_huge_file_is_refused_before_parsing() -> None:
-    with bounded(seconds=1.0, megabytes=8):
+    with bounded(seconds=HANG, megabytes=8):
         with pytest.raises(RuleError, match="too big for a rule file"):
             load_yaml("#" * (MAX_FILE_CHARS + 1), "huge.yaml")
 
@@ -283,7 +287,7 @@ def test_a_huge_file_is_refused_before_parsing() -> None:
 def test_long_flat_or_chain_parses_as_a_shallow_tree(tmp_path: Path) -> None:
     terms = [f"temp_c > {i}" for i in range(600)]
     path = write(tmp_path, "flags:\n  many: " + " or ".join(terms) + "\n")
-    with bounded(seconds=2.0):
+    with bounded(seconds=HANG):
         (rs,) = read_rules([path])
     node = rs.flags["many"].when.node
     assert tree_depth(node) <= 12
@@ -323,7 +327,7 @@ def test_condition_longer_than_the_limit_is_refused(tmp_path: Path) -> None:
     text = " or ".join(f"temp_c > {i}" for i in range(700))
     assert len(text) > MAX_CONDITION_CHARS
     path = write(tmp_path, "flags:\n  many: " + text + "\n")
-    with bounded(seconds=1.0):
+    with bounded(seconds=HANG):
         assert_refused_at(path, "temp_c > 0", "condition too long", f"{MAX_CONDITION_CHARS:,}")
 
 
@@ -417,7 +421,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("value, words", BAD_VALUES, ids=[v[:12] for v, _ in BAD_VALUES])
 def test_unreadable_number_as_a_yaml_value_is_refused(tmp_path: Path, value: str, words: str) -> None:
     path = write(tmp_path, f"parameters:\n  limit:\n    value: {value}\n    citation: c\n")
-    with bounded(seconds=1.0):
+    with bounded(seconds=HANG):
         assert_refused_at(path, value, words)
 
 
