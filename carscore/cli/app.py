@@ -15,13 +15,24 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from carscore import __version__
+from carscore.cli.inputs import (
+    ColumnOption,
+    Format,
+    FormatOption,
+    FromOption,
+    IgnoreUnknownOption,
+    InfusionsOption,
+    OutputOption,
+    RulesOption,
+    TimezoneOption,
+    read_input,
+)
 from carscore.cli.output import (
     OutputError,
     check_stdout_usable,
@@ -51,59 +62,6 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="List, show and validate rule sets.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-RulesOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--rules",
-        help="Rule files or folders to add to the built-in rule sets (repeatable). A rule set with the id of a "
-        "built-in one replaces that one; the others are added.",
-    ),
-]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (terminal), json or csv.")]
-ColumnOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--column",
-        metavar="HEADER=COLUMN",
-        help="Read a header as a contract column, e.g. --column 'Temp C=temp_c' (repeatable); HEADER= leaves it out.",
-    ),
-]
-IgnoreUnknownOption = Annotated[
-    bool,
-    typer.Option("--ignore-unknown-columns", help="Leave out headers that look like contract columns but are not (with a note)."),
-]
-FromOption = Annotated[
-    str | None,
-    typer.Option(
-        "--from",
-        metavar="PRESET|MAPPING.yaml",
-        help="Import long, timestamped exports first: clif, fhir, sdtm, epic, redcap, or a mapping file of your own.",
-    ),
-]
-InfusionsOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--infusions", help="With --from: CSV of patient_id, infusion, infusion_datetime (and age_years or birth_date)."
-    ),
-]
-TimezoneOption = Annotated[
-    str | None,
-    typer.Option(
-        "--timezone", metavar="Area/City", help="The care site's time zone (needed for timestamps with offsets or in UTC)."
-    ),
-]
-OutputOption = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write the result to this file (replaced only once complete; - for stdout)."),
-]
 
 
 def _guard(command: Callable[..., None]) -> Callable[..., None]:
@@ -257,7 +215,7 @@ def grade(
     stdin = read_stdin() if "-" in files else None
     engine = _engine(rules)
     refuse_input_as_output(output, [f for f in files if f != "-"] + rule_files(engine))
-    intake = _intake(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
+    intake = read_input(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
 
     from carscore.assess import assess_intake
 
@@ -269,47 +227,6 @@ def grade(
         render_grade(a, console)
 
     _emit(assessment, fmt, output, True, None, render)
-
-
-def _intake(
-    paths: list[str],
-    engine: Any,
-    stdin: bytes | None,
-    column: list[str] | None,
-    ignore_unknown: bool,
-    source_format: str | None,
-    infusions: Path | None,
-    timezone: str | None,
-    on_file: Callable[[], None] | None = None,
-) -> Any:
-    """The rows to grade: patient CSV files as they are, or long exports imported first."""
-    from carscore.intake import read_sources
-    from carscore.sources import Source, sources_from_paths
-
-    if source_format is not None:
-        if infusions is None:
-            raise _usage("--from needs --infusions: the infusion date of each course")
-        if column:
-            raise _usage("--column maps headers of patient CSV files; with --from, map codes in a mapping file")
-        from carscore.importer import import_sources
-
-        imported = import_sources(paths, source_format, str(infusions), timezone, engine.contract)
-        data = imported.rows.write_csv().encode("utf-8")
-        intake = read_sources([Source(f"(imported with {source_format})", data)], engine.contract)
-        intake.problems[:0] = imported.problems
-        intake.notes[:0] = imported.notes
-        return intake
-    from carscore.csvread import parse_column_map
-
-    column_map = parse_column_map(column or [], engine.contract)
-    # every path goes through sources_from_paths: it reads each file once, even
-    # when given twice or also found in a folder given (and says so in a note)
-    source_notes: list[str] = []
-    sources, problems = sources_from_paths(paths, stdin, notes=source_notes)
-    intake = read_sources(sources, engine.contract, on_file, column_map=column_map, ignore_unknown=ignore_unknown)
-    intake.problems[:0] = problems
-    intake.notes[:0] = source_notes
-    return intake
 
 
 @app.command()
@@ -342,9 +259,9 @@ def cohort(
         from carscore.cli.console import file_progress
 
         with file_progress(None) as advance:
-            intake = _intake(paths, engine, stdin, *import_options, on_file=advance)
+            intake = read_input(paths, engine, stdin, *import_options, on_file=advance)
     else:
-        intake = _intake(paths, engine, stdin, *import_options)
+        intake = read_input(paths, engine, stdin, *import_options)
     assessment = assess_intake(intake, engine, reasons=days)
     stats = cohort_statistics(report.summary_rows(assessment), confidence)
 
