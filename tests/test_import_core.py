@@ -285,3 +285,34 @@ def test_units_are_converted_and_unknown_ones_named(tmp_path: Path) -> None:
     assert cells(built, "temp_c", "crp", "anc") == [(2, "09:00", "38", "51", "0.45")]
     (problem,) = built.problems
     assert (problem.file, problem.row, problem.column) == ("l", 4, "unit") and "stones" in problem.message
+
+
+def test_the_device_carry_limit_is_a_mapping_parameter(tmp_path: Path) -> None:
+    from carscore.contract import load_contract
+    from carscore.errors import RuleErrors
+    from carscore.importer.mapping import read_mapping
+
+    columns = set(load_contract().columns)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "mapping: mine\nextends: clif\nparameters:\n  device_max_carry_hours:\n    value: 6\n    citation: our ward charts every 4 h\n",
+        encoding="utf-8",
+    )
+    assert read_mapping(mine, columns).device_max_carry_hours == 6
+    mine.write_text(
+        "mapping: mine\nextends: clif\nparameters:\n  device_max_carry_hours: {value: -1, citation: x}\n", encoding="utf-8"
+    )
+    with pytest.raises(RuleErrors, match=r"mine.yaml:4:.*above 0"):
+        read_mapping(mine, columns)
+    # a shorter limit: the charting no longer holds into the next morning
+    short = build_rows(
+        events(
+            {"stamp": "2024-03-10T04:00:00Z", "column": "o2_device", "text": "nasal_cannula", "kind": "state", "source": "r:2"},
+            {"stamp": "2024-03-10T13:00:00Z", "column": "temp_c", "number": 38.5, "source": "v:2"},
+        ),
+        infusions(tmp_path),
+        Zone(ZONE),
+        device_hours=6,
+        medications_read=True,
+    )
+    assert cells(short, "o2_device")[-1] == (2, "08:00", None)

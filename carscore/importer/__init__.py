@@ -32,7 +32,7 @@ def import_sources(
     infusions_path: str,
     timezone: str | None = None,
     contract: Contract | None = None,
-    device_hours: float = 24.0,
+    device_hours: float | None = None,
 ) -> Imported:
     contract = contract or load_contract()
     mapping = read_mapping(find_mapping(mapping_name), set(contract.columns))
@@ -48,7 +48,7 @@ def import_sources(
         read.events,
         infusions,
         zone,
-        device_hours=device_hours,
+        device_hours=device_hours if device_hours is not None else mapping.device_max_carry_hours,
         medications_read=read.medications_read,
         contract=contract,
         outside=getattr(read, "outside", None),

@@ -125,6 +125,8 @@ class Mapping:
     patient_files: list[str] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # reader-specific sections (fhir: codes, devices ...)
+    # how long an oxygen device charting holds without a new one (import.md §2)
+    device_max_carry_hours: float = 24.0
 
 
 def presets_dir() -> Path:
@@ -164,6 +166,28 @@ def _merged(base: Any, extra: Any, levels: int) -> Any:
     return extra
 
 
+PARAMETERS = {"device_max_carry_hours"}
+
+
+def _parameters(r: FieldReader, doc: LDict, m: Mapping) -> None:
+    """Import conventions a centre may change, each with its citation:
+    parameters: {device_max_carry_hours: {value: 24, citation: ...}}."""
+    params = r.mapping(doc["parameters"], "'parameters'", doc) if "parameters" in doc else None
+    for name, spec in (params or {}).items():
+        if name not in PARAMETERS:
+            r.key_err(params, name, f"unknown import parameter '{name}' (known: {', '.join(sorted(PARAMETERS))})")
+            continue
+        if not isinstance(spec, LDict):
+            r.key_err(params, name, f"parameter '{name}' needs 'value' and 'citation'")
+            continue
+        r.fields(spec, {"value", "citation", "unit"}, {"value", "citation"}, f"parameter '{name}'")
+        value = spec.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            r.err(f"parameter '{name}' must be a number of hours above 0", value, spec)
+            continue
+        m.device_max_carry_hours = float(value)
+
+
 def read_mapping(path: Path, columns: set[str]) -> Mapping:
     file = str(path)
     try:
@@ -178,7 +202,19 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
     base: Mapping | None = None
     if "extends" in doc:
         base = read_mapping(find_mapping(str(doc["extends"])), columns)
-    allowed = {"mapping", "title", "version", "citation", "description", "reader", "naive_time", "extends", "patients", "tables"}
+    allowed = {
+        "mapping",
+        "title",
+        "version",
+        "citation",
+        "description",
+        "reader",
+        "naive_time",
+        "extends",
+        "patients",
+        "tables",
+        "parameters",
+    }
     reader_sections = {"observations", "devices", "procedures", "medications", "systems"}
     r.fields(doc, allowed | reader_sections, set() if base else {"mapping"}, "the mapping")
     m = base or Mapping(id="", file=file)
@@ -192,6 +228,7 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
     if naive not in NAIVE:
         r.err(f"naive_time must be one of {', '.join(NAIVE)}", naive, doc)
     m.naive_time = str(naive)
+    _parameters(r, doc, m)
     for section in reader_sections & set(doc):
         # a mapping that extends another adds codes to its sections and overrides only
         # the entries it names (one more LOINC code keeps all the preset's others)

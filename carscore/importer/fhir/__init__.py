@@ -98,7 +98,7 @@ def read_fhir(mapping: Mapping, paths: list[str], contract: Contract) -> Read:
             medications.filter(pl.col("kind").is_in(["start", "stop"])),
         ]
     )
-    oxygen = read_oxygen(records, carrying, codes, contract, naive, out)
+    oxygen = read_oxygen(records, carrying, codes, contract, naive, out, mapping.device_max_carry_hours)
     events = pl.concat([observations, medications, oxygen])
     unique = events.unique([c for c in events.columns if c != "source"], keep="first", maintain_order=True)
     if unique.height < events.height:

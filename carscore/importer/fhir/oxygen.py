@@ -18,9 +18,7 @@ from carscore.importer.fhir.codes import FhirCodes
 from carscore.importer.fhir.concepts import codings_of, first_match, foreign_codes, note_unread, referenced_codes
 from carscore.importer.fhir.resources import record_problems, records_that_count, utc_us
 
-# a charting holds at most device_max_carry_hours (24 h by default): an interval longer than
-# this is charted again inside, at a vital-sign instant when there is one (import.md §2)
-RECHART_US = 12 * 3_600_000_000
+HOUR_US = 3_600_000_000
 
 
 def _intervals(
@@ -122,10 +120,13 @@ def oxygen_states(
     complete: bool,
     naive: str,
     out: Read,
+    recharting_us: int,
 ) -> pl.DataFrame:
     """State events of the oxygen intervals [start, end): at each boundary the most intensive
     device running (a hand-over at one instant is no gap), 'none' when none runs and the
-    source is complete, and the device charted again inside long intervals (RECHART_US).
+    source is complete, and the device charted again inside long intervals, every
+    ``recharting_us`` (a charting holds at most the mapping's device_max_carry_hours; an
+    interval longer than half of it is charted again, at a vital-sign instant when there is one).
 
     ``anchors`` (patient_id, _at, stamp) are the instants that carry held states (vital signs,
     state events, drip starts and stops). Outside every interval the rows' builder writes
@@ -164,13 +165,13 @@ def oxygen_states(
                 running = _device_at(spans, t)
                 until = running.end if running is not None else None
             previous = t
-            while until is not None and until - previous > RECHART_US:
+            while until is not None and until - previous > recharting_us:
                 low = np.searchsorted(times, previous, side="right")
-                high = np.searchsorted(times, min(previous + RECHART_US, until - 1), side="right")
+                high = np.searchsorted(times, min(previous + recharting_us, until - 1), side="right")
                 if high > low:
                     previous, stamp = int(times[high - 1]), texts[high - 1]
                 else:
-                    previous += RECHART_US
+                    previous += recharting_us
                     stamp = _stamp_of(previous)
                 running = _device_at(spans, previous)
                 cited = running.source if running is not None else source
@@ -182,7 +183,13 @@ def oxygen_states(
 
 
 def read_oxygen(
-    records: pl.DataFrame, carrying: pl.DataFrame, codes: FhirCodes, contract: Contract, naive: str, out: Read
+    records: pl.DataFrame,
+    carrying: pl.DataFrame,
+    codes: FhirCodes,
+    contract: Contract,
+    naive: str,
+    out: Read,
+    device_max_carry_hours: float,
 ) -> pl.DataFrame:
     """Procedure and DeviceUseStatement intervals as o2_device state events."""
     procedures = _intervals(
@@ -217,4 +224,5 @@ def read_oxygen(
     if codes.complete and intervals.height:
         # an interval source is complete: outside its intervals the patient breathes room air
         out.outside["o2_device"] = "none"
-    return oxygen_states(intervals, anchors, ranks, codes.complete, naive, out)
+    recharting = int(device_max_carry_hours * HOUR_US / 2)
+    return oxygen_states(intervals, anchors, ranks, codes.complete, naive, out, recharting)
