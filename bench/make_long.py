@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A synthetic CLIF 2.1 export of any size, for the import benchmark.
 
-    python bench/make_long.py --rows 10000000 --out /tmp/clif_long
+    python bench/make_long.py --rows 10000000 --out clif_long
 
 Writes clif_hospitalization.csv, clif_vitals.csv (most of the rows: hourly
 temperature, systolic pressure and heart rate), clif_respiratory_support.csv
