@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import io
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -9,34 +8,11 @@ from typing import Any
 import pytest
 
 from carscore.assess import assess_intake, load_engine
+from carscore.casefile import cell, rows_to_csv  # noqa: F401 - shared with the tests
 from carscore.engine import Engine
 from carscore.intake import read_text
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    return str(value)
-
-
-def rows_to_csv(rows: list[dict[str, Any]], patient_id: str = "CASE") -> str:
-    columns: list[str] = ["patient_id"]
-    for r in rows:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([patient_id if c == "patient_id" and "patient_id" not in r else cell(r.get(c)) for c in columns])
-    return out.getvalue()
 
 
 @lru_cache(maxsize=64)

@@ -344,6 +344,32 @@ def rules_show(
     raise _usage(f"no rule set '{printable(ruleset_id)}'; known: {known}")
 
 
+@rules_app.command("test")
+@_guard
+def rules_test(
+    case_files: Annotated[list[Path], typer.Argument(help="Case files (YAML): short courses with the grades they must get.")],
+    rules: RulesOption = None,
+) -> None:
+    """Run rule cases against the rule sets in use (built-in, the case file's own 'rules', and --rules)."""
+    from carscore.casefile import read_case_file, run_case_file
+    from carscore.cli.console import printable
+
+    failed = total = 0
+    lines = []
+    for path in case_files:
+        case_file = read_case_file(path)
+        for outcome in run_case_file(case_file, rules or []):
+            total += 1
+            if outcome.passed:
+                continue
+            failed += 1
+            lines.append(f"FAIL {path}: case {outcome.case.index} {outcome.case.name}")
+            lines += [f"     {failure}" for failure in outcome.failures]
+    lines.append(f"{total - failed} passed, {failed} failed")
+    to_stdout(("\n".join(printable(line) for line in lines) + "\n").encode("utf-8"))
+    raise typer.Exit(EXIT_DATA if failed else EXIT_OK)
+
+
 @rules_app.command("validate")
 @_guard
 def rules_validate(

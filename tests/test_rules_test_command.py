@@ -1,0 +1,76 @@
+"""`carscore rules test`: a centre's own rule set, tested with its own case
+file, with no file of the installed package edited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from carscore.cli.app import app
+from carscore.ruleset import builtin_rules_dir
+
+CASE = """\
+rules: [thresholds.yaml]
+cases:
+  - name: 60 copies is above an assay threshold of 50
+    criterion: "our assay: below 50 copies/µg DNA is negative"
+    days:
+      - {day: 10, car_copies: 60}
+    flags_exclude: [[car_below_threshold]]
+  - name: 40 copies is below it
+    criterion: "our assay: below 50 copies/µg DNA is negative"
+    days:
+      - {day: 10, car_copies: 40}
+    flags_include: [[car_below_threshold]]
+"""
+
+
+def centre_rules(tmp_path: Path) -> Path:
+    folder = tmp_path / "our_rules"
+    folder.mkdir()
+    text = (builtin_rules_dir() / "thresholds.yaml").read_text(encoding="utf-8")
+    changed = text.replace("  car_copies_negative_below:\n    value: 100\n", "  car_copies_negative_below:\n    value: 50\n", 1)
+    assert changed != text
+    (folder / "thresholds.yaml").write_text(changed, encoding="utf-8")
+    return folder
+
+
+def test_a_centre_rule_set_passes_its_own_cases(tmp_path: Path) -> None:
+    folder = centre_rules(tmp_path)
+    (folder / "cases.yaml").write_text(CASE, encoding="utf-8")
+    result = CliRunner().invoke(app, ["rules", "test", str(folder / "cases.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("2 passed, 0 failed")
+
+
+def test_a_failing_case_is_named_with_why_and_exits_1(tmp_path: Path) -> None:
+    folder = centre_rules(tmp_path)
+    # the same cases against the built-in threshold of 100: the first fails
+    (folder / "cases.yaml").write_text(CASE.replace("rules: [thresholds.yaml]\n", ""), encoding="utf-8")
+    result = CliRunner().invoke(app, ["rules", "test", str(folder / "cases.yaml")])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "60 copies is above" in result.output and "car_below_threshold present" in result.output
+    assert result.output.strip().endswith("1 passed, 1 failed")
+
+
+def test_rules_option_adds_rule_files_to_a_case_file(tmp_path: Path) -> None:
+    folder = centre_rules(tmp_path)
+    (folder / "cases.yaml").write_text(CASE.replace("rules: [thresholds.yaml]\n", ""), encoding="utf-8")
+    result = CliRunner().invoke(app, ["rules", "test", str(folder / "cases.yaml"), "--rules", str(folder / "thresholds.yaml")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_broken_case_file_is_a_usage_error_with_its_position(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cases:\n  - name: no days here\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["rules", "test", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output and "'days'" in result.output
+
+
+def test_a_case_that_checks_nothing_fails(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("cases:\n  - name: nothing asked\n    days:\n      - {day: 1, temp_c: 38}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["rules", "test", str(empty)])
+    assert result.exit_code == 1 and "checks nothing" in result.output
