@@ -37,6 +37,8 @@ COURSE = "_course"
 DAY = "day"
 
 NUM, BOOL, TEXT, ANY = "number", "boolean", "text", "any"
+LIST = "list"  # a list parameter: only after 'in'
+
 
 # Relative tolerance of comparisons involving arithmetic results: decimal
 # inputs such as 8.3 and 4.15 have no exact binary form, so products and
@@ -101,6 +103,8 @@ def value_type(v: object) -> str:
         return BOOL
     if isinstance(v, (int, float)):
         return NUM
+    if isinstance(v, (list, tuple)):
+        return LIST
     return TEXT
 
 

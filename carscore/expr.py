@@ -10,7 +10,8 @@ point at the exact column of the rule file.
     or      := and ('or' and)*
     and     := not ('and' not)*
     not     := 'not' not | compare
-    compare := sum (CMP sum | 'in' list | 'not' 'in' list)?
+    compare := sum (CMP sum | 'in' options | 'not' 'in' options)?
+    options := list | NAME            (a list parameter)
     sum     := product (('+' | '-') product)*
     product := unary (('*' | '/') unary)*
     unary   := '-' unary | atom
@@ -266,12 +267,20 @@ class _Parser:
             return Binary(tok.pos, tok.text, left, right)
         if tok.kind == "in":
             self.take()
-            return Membership(tok.pos, left, self.parse_list())
+            return Membership(tok.pos, left, self.parse_options())
         if tok.kind == "not" and self.tokens[self.i + 1].kind == "in":
             self.take()
             self.take()
-            return Membership(tok.pos, left, self.parse_list(), negated=True)
+            return Membership(tok.pos, left, self.parse_options(), negated=True)
         return left
+
+    def parse_options(self) -> ListOf:
+        """The options after 'in': a list, or the name of a list parameter."""
+        tok = self.peek()
+        if tok.kind == "name" and self.tokens[self.i + 1].text != "(":
+            self.take()
+            return ListOf(tok.pos, (Name(tok.pos, tok.text),))
+        return self.parse_list()
 
     def parse_sum(self) -> Node:
         left = self.parse_product()

@@ -42,7 +42,9 @@ def column_symbol(contract: Contract, name: str) -> Symbol | None:
 
 
 def _param_symbol(value: Any) -> Symbol:
-    return Symbol(pl.lit(value), value_type(value), "course", constant=value, is_constant=True)
+    # a list parameter has no column of its own: its values are spelled out after 'in'
+    expr = pl.lit(None) if isinstance(value, (list, tuple)) else pl.lit(value)
+    return Symbol(expr, value_type(value), "course", constant=value, is_constant=True)
 
 
 def row_column(rs: RuleSet, name: str) -> str:

@@ -124,6 +124,17 @@ class RuleSet:
 # --- building from located YAML ---------------------------------------------
 
 
+def _kind(value: Any) -> str | None:
+    """number, text or boolean; None for anything else (a list parameter's items)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return None
+
+
 def _scalar_ok(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -173,8 +184,14 @@ def read_ruleset(path: Path) -> RuleSet:
             continue
         r.fields(spec, {"value", "citation", "unit", "description"}, {"value", "citation"}, f"parameter '{name}'")
         value = spec.get("value")
-        if not _scalar_ok(value) or value is None:
-            r.err(f"parameter '{name}' must have a number, text or true/false as its value", value, spec)
+        if isinstance(value, list):
+            # a list parameter: the values after 'in' (which devices count as grade 3)
+            kinds = {_kind(v) for v in value}
+            if not value or len(kinds) != 1 or None in kinds:
+                r.err(f"parameter '{name}': a list holds values of one kind (numbers, words or true/false)", value, spec)
+            value = tuple(value)
+        elif not _scalar_ok(value) or value is None:
+            r.err(f"parameter '{name}' must have a number, text, true/false or a list of them as its value", value, spec)
         rs.parameters[name] = Parameter(
             name,
             value,

@@ -1178,3 +1178,62 @@ def test_mixed_number_list_in_rule_file(tmp_path: Path) -> None:
     engine = Engine(read_rules([path]))
     a = assess_with(engine, [{"day": 0, "temp_c": 38}, {"day": 1, "temp_c": 38.5}, {"day": 2, "temp_c": 37}])
     assert ["near_fever" in f for f in a.days.sort(DAY)["flags"].to_list()] == [True, True, False]
+
+
+# --- list parameters ---------------------------------------------------------------
+
+
+LIST_RULES = """\
+id: devices
+title: T
+version: "1"
+citation: c
+parameters:
+  grade3_devices:
+    value: [high_flow_nasal_cannula, facemask]
+    citation: "which devices count as grade 3 is a centre's choice"
+  cutoffs:
+    value: [38, 39.5]
+    citation: numbers of one kind, whole or not
+flags:
+  strong_oxygen: "o2_device in grade3_devices"
+  other_oxygen: "o2_device not in grade3_devices"
+  at_cutoff: "temp_c in cutoffs"
+"""
+
+
+def test_a_list_parameter_is_the_options_after_in(tmp_path: Path) -> None:
+    from carscore.assess import assess_intake, load_engine
+    from carscore.intake import read_text
+    from carscore.report import day_rows
+
+    (tmp_path / "devices.yaml").write_text(LIST_RULES, encoding="utf-8")
+    engine = load_engine([tmp_path / "devices.yaml"], builtins=False)
+    result = assess_intake(
+        read_text("patient_id,day,o2_device,temp_c\nA,1,facemask,38\nA,2,nasal_cannula,39.5\nA,3,,37\n"), engine
+    )
+    flags = [d["flags"] for d in next(iter(day_rows(result).values()))]
+    assert flags == [["strong_oxygen", "at_cutoff"], ["other_oxygen", "at_cutoff"], []]
+
+
+@pytest.mark.parametrize(
+    "value, condition, words",
+    [
+        ("[facemask, 3]", "o2_device in devs", "one kind"),
+        ("[]", "o2_device in devs", "one kind"),
+        ("[facemaks]", "o2_device in devs", "'facemaks' is not one of the values"),
+        ("[facemask]", "temp_c > devs", "needs a number, but this is a list"),
+    ],
+)
+def test_list_parameters_are_checked(tmp_path: Path, value: str, condition: str, words: str) -> None:
+    from carscore.engine import Engine
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        f'id: bad\ntitle: T\nversion: "1"\ncitation: c\nparameters:\n  devs:\n    value: {value}\n    citation: x\n'
+        f'flags:\n  f: "{condition}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(RuleErrors) as info:
+        Engine(read_rules([path]))
+    assert words in str(info.value)
