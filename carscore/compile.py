@@ -89,7 +89,16 @@ class Compiled:
 
 
 class CompileError(ExprSyntaxError):
-    pass
+    """A condition that cannot be compiled: ``offset`` within its text, and the
+    text's place in its rule file once known (``source``, a rulefile.Source)."""
+
+    def __init__(self, message: str, offset: int, source: object = None):
+        super().__init__(message, offset)
+        self.source = source
+
+    def located(self, source: object) -> CompileError:
+        """The same error, placed in the rule file (the innermost place wins)."""
+        return self if self.source is not None else CompileError(self.message, self.offset, source)
 
 
 Resolver = Callable[[str], Symbol | None]

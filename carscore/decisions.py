@@ -45,17 +45,14 @@ def pos(src: Source | None) -> tuple[str, int, int]:
 
 
 def _at(expr: Expression, message: str) -> CompileError:
-    err = CompileError(message, 0)
-    err.source = expr.source  # type: ignore[attr-defined]
-    return err
+    return CompileError(message, 0, expr.source)
 
 
 def _compile_in(c: Compiler, expr: Expression) -> Compiled:
     try:
         return c.compile(expr.node)
     except CompileError as exc:
-        exc.source = expr.source  # type: ignore[attr-defined]
-        raise
+        raise exc.located(expr.source) from None
 
 
 def format_value(c: Compiled) -> pl.Expr:
@@ -104,9 +101,7 @@ def _template(c: Compiler, t: Template | None, parts: _Parts, timeline_values: l
                 value = replace(value, expr=pl.col(name))
             pieces.append(format_value(value))
         except CompileError as exc:
-            err = CompileError(exc.message, offset + exc.offset)
-            err.source = t.source  # type: ignore[attr-defined]
-            raise err from None
+            raise CompileError(exc.message, offset + exc.offset, t.source) from None
     return pl.concat_str(pieces) if pieces else pl.lit("")
 
 

@@ -267,7 +267,7 @@ def build_plan(rulesets: list[RuleSet], contract: Contract) -> Plan:
 
 def _locate(d: _Definition, exc: CompileError) -> RuleError:
     """Map an error inside one of a definition's expressions to its file position."""
-    src = getattr(exc, "source", None) or d.source
+    src = exc.source or d.source
     return src.error(exc.message, exc.offset)
 
 
