@@ -91,7 +91,7 @@ class Engine:
                 else pl.lit([], dtype=pl.List(pl.String))
             )
             lf = lf.with_columns(flag_list.alias("flags"))
-        out = lf.collect()
+        out = lf.collect(engine="in-memory")
         if reasons:
             out = self.word_reasons(out)
         # intermediate values served the grading; keep inputs and results only
