@@ -54,23 +54,54 @@ class Contract:
     checks: tuple[Check, ...]
 
 
+def read_columns(r: FieldReader, specs: LDict) -> dict[str, Column]:
+    """Input columns as the contract (or a rule set's ``inputs``) declares them:
+    {name: {type, merge, range?, values?, unit?, hint?}}."""
+    columns: dict[str, Column] = {}
+    for name, spec in specs.items():
+        if not isinstance(spec, LDict):
+            r.key_err(specs, name, f"column '{name}' needs 'type' and 'merge'")
+            continue
+        r.fields(spec, {"type", "range", "merge", "values", "unit", "hint"}, {"type", "merge"}, f"column '{name}'")
+        kind, merge = spec.get("type"), spec.get("merge")
+        if kind not in KINDS:
+            r.err(f"unknown column type '{kind}' (known: {', '.join(sorted(KINDS))})", kind, spec)
+            continue
+        if merge not in MERGES:
+            r.err(f"unknown merge '{merge}' (known: {', '.join(sorted(MERGES))})", merge, spec)
+            continue
+        bounds = spec.get("range") or (None, None)
+        if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+            r.err(f"column '{name}': range is [low, high]", bounds, spec)
+            continue
+        low, high = bounds
+        values = tuple(str(v) for v in (spec.get("values") or ()))
+        if kind == "enum" and not values:
+            r.err(f"column '{name}': an enum column lists its values", spec, specs)
+            continue
+        columns[str(name)] = Column(
+            str(name), str(kind), str(merge), low, high, values, spec.get("unit", ""), spec.get("hint", "")
+        )
+    return columns
+
+
+def with_inputs(base: Contract, inputs: dict[str, tuple[str, Column]]) -> Contract:
+    """The contract with the input columns rule sets declare ({name: (rule set id, column)});
+    a rule set may not redefine a contract column."""
+    if not inputs:
+        return base
+    columns = dict(base.columns)
+    for name, (_, column) in inputs.items():
+        columns[name] = column
+    return Contract(columns, base.checks)
+
+
 @lru_cache(maxsize=1)
 def load_contract(path: str | None = None) -> Contract:
     file = Path(path) if path else Path(__file__).with_name("contract.yaml")
     doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
     r = FieldReader(str(file))
-    columns: dict[str, Column] = {}
-    for name, spec in doc["columns"].items():
-        r.fields(spec, {"type", "range", "merge", "values", "unit", "hint"}, {"type", "merge"}, f"column '{name}'")
-        kind, merge = spec["type"], spec["merge"]
-        if kind not in KINDS:
-            r.err(f"unknown column type '{kind}'", kind, spec)
-        if merge not in MERGES:
-            r.err(f"unknown merge '{merge}'", merge, spec)
-        low, high = spec.get("range") or (None, None)
-        columns[name] = Column(
-            name, kind, merge, low, high, tuple(spec.get("values") or ()), spec.get("unit", ""), spec.get("hint", "")
-        )
+    columns = read_columns(r, doc["columns"])
     checks = []
     for item in doc.get("checks") or []:
         r.fields(item, {"when", "columns", "message", "level"}, {"when", "columns", "message"}, "a check")

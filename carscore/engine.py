@@ -17,7 +17,7 @@ import polars as pl
 
 from carscore.combine import combine_days, has_shared_days
 from carscore.compile import COURSE, DAY
-from carscore.contract import Contract, load_contract
+from carscore.contract import Contract, load_contract, with_inputs
 from carscore.errors import RuleError, RuleErrors
 from carscore.functions import captured_column
 from carscore.plan import Output, Plan, build_plan, column_symbol
@@ -38,8 +38,9 @@ class Engine:
         contract: Contract | None = None,
         overrides: dict[str, dict[str, Any]] | None = None,
     ):
-        self.contract = contract or load_contract()
         self.rulesets = [self._override(rs, (overrides or {}).get(rs.id, {})) for rs in rulesets]
+        # the input columns rule sets declare join the contract: intake then reads them
+        self.contract = with_inputs(contract or load_contract(), _declared_inputs(self.rulesets, contract or load_contract()))
         unknown = set(overrides or {}) - {rs.id for rs in self.rulesets}
         if unknown:
             raise RuleErrors([RuleError(f"no rule set with id '{u}' to override") for u in sorted(unknown)])
@@ -114,6 +115,29 @@ class Engine:
                 full = full.scatter(part["_row"], part["_text"])
             columns.append(full)
         return graded.with_columns(columns) if columns else graded
+
+
+def _declared_inputs(rulesets: list[RuleSet], base: Contract) -> dict[str, tuple[str, Any]]:
+    """Every rule set's ``inputs``; a column is declared once (by one rule set,
+    or identically), and never redefines a contract column."""
+    declared: dict[str, tuple[str, Any]] = {}
+    errors = []
+    for rs in rulesets:
+        for name, column in rs.inputs.items():
+            line, col = rs.input_positions.get(name, (0, 0))
+            if name in base.columns:
+                errors.append(RuleError(f"input column '{name}' is already a contract column", rs.file, line, col))
+            elif name in declared and declared[name][1] != column:
+                errors.append(
+                    RuleError(
+                        f"input column '{name}' is declared differently by rule set '{declared[name][0]}'", rs.file, line, col
+                    )
+                )
+            else:
+                declared.setdefault(name, (rs.id, column))
+    if errors:
+        raise RuleErrors(errors)
+    return declared
 
 
 def _sorted(rows: pl.DataFrame, order: list[str]) -> bool:

@@ -110,6 +110,8 @@ class RuleSet:
     description: str = ""
     sha256: str = ""  # of the bytes read, so a result names exactly the rules it used
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # input columns it adds to the contract
+    input_positions: dict[str, tuple[int, int]] = field(default_factory=dict)
     row_values: dict[str, RowValue] = field(default_factory=dict)
     lets: dict[str, Expression] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
@@ -159,7 +161,20 @@ def read_ruleset(path: Path) -> RuleSet:
         raise RuleErrors([RuleError("a rule file must be a mapping with id, title, version and citation", file, 1, 1)])
     r.fields(
         doc,
-        {"id", "title", "version", "citation", "description", "parameters", "row_values", "let", "decisions", "flags", "summary"},
+        {
+            "id",
+            "title",
+            "version",
+            "citation",
+            "description",
+            "inputs",
+            "parameters",
+            "row_values",
+            "let",
+            "decisions",
+            "flags",
+            "summary",
+        },
         {"id", "title", "version", "citation"},
         "the rule set",
     )
@@ -200,6 +215,15 @@ def read_ruleset(path: Path) -> RuleSet:
             r.text(spec, "description", f"parameter '{name}'", required=False),
         )
 
+    if "inputs" in doc:
+        from carscore.contract import read_columns
+
+        specs = r.mapping(doc["inputs"], "'inputs'", doc)
+        if specs is not None:
+            for name in specs:
+                r.identifier(name, specs, "input column")
+            rs.inputs = read_columns(r, specs)
+            rs.input_positions = {name: specs.key_at.get(name, (specs.line, specs.col)) for name in specs}
     _read_row_values(r, doc, rs)
 
     lets = r.mapping(doc["let"], "'let'", doc) if "let" in doc else None

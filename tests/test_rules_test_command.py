@@ -74,3 +74,51 @@ def test_a_case_that_checks_nothing_fails(tmp_path: Path) -> None:
     empty.write_text("cases:\n  - name: nothing asked\n    days:\n      - {day: 1, temp_c: 38}\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["rules", "test", str(empty)])
     assert result.exit_code == 1 and "checks nothing" in result.output
+
+
+EXTRA_INPUT = """\
+inputs:
+  rass_score: {type: integer, range: [-5, 4], merge: min, hint: "RASS runs from -5 to +4"}
+"""
+EXTRA_FLAG = """\
+  deeply_sedated:
+    when: "rass_score <= -3"
+    description: "RASS -3 or below"
+"""
+
+
+def test_a_copied_rule_set_with_an_extra_input_column_is_validated_tested_and_used(tmp_path: Path) -> None:
+    folder = centre_rules(tmp_path)
+    rules = folder / "thresholds.yaml"
+    text = rules.read_text(encoding="utf-8").replace("\nparameters:\n", "\n" + EXTRA_INPUT + "parameters:\n", 1)
+    rules.write_text(text.replace("\nflags:\n", "\nflags:\n" + EXTRA_FLAG, 1), encoding="utf-8")
+    (folder / "cases.yaml").write_text(
+        CASE
+        + "  - name: RASS -4 is deep sedation\n"
+        + '    criterion: "our unit: RASS -3 or below"\n'
+        + "    days:\n      - {day: 2, rass_score: -4}\n"
+        + "    flags_include: [[deeply_sedated]]\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    validated = runner.invoke(app, ["rules", "validate", str(rules)])
+    assert validated.exit_code == 0, validated.output
+    tested = runner.invoke(app, ["rules", "test", str(folder / "cases.yaml")])
+    assert tested.exit_code == 0 and tested.output.strip().endswith("3 passed, 0 failed"), tested.output
+    data = tmp_path / "data.csv"
+    data.write_text("patient_id,day,rass_score,car_copies\nA,1,-4,60\nB,1,9,60\n", encoding="utf-8")
+    graded = runner.invoke(app, ["grade", str(data), "--rules", str(rules), "-f", "json"])
+    assert graded.exit_code == 1  # B's RASS of 9 is outside the column's range
+    assert "rass_score" in graded.stderr and "outside the plausible range" in graded.stderr
+
+
+def test_an_input_column_may_not_redefine_a_contract_column(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text(
+        'id: bad\ntitle: T\nversion: "1"\ncitation: c\ninputs:\n  temp_c: {type: number, merge: max}\n'
+        'flags:\n  hot: "temp_c > 38"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["rules", "validate", str(rules)])
+    assert result.exit_code == 2
+    assert "bad.yaml:6" in result.stderr and "already a contract column" in result.stderr
