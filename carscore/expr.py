@@ -16,7 +16,7 @@ point at the exact column of the rule file.
     product := unary (('*' | '/') unary)*
     unary   := '-' unary | atom
     atom    := NUMBER | STRING | 'true' | 'false' | 'null'
-             | NAME | NAME '(' [expr (',' expr)*] ')' | '(' expr ')' | list
+             | NAME (or rule_set.NAME: another rule set's definition) | NAME '(' [expr (',' expr)*] ')' | '(' expr ')' | list
     list    := '[' [expr (',' expr)*] ']'
 
 Conditions come from rule files, which may be broken or hostile, so parsing
@@ -153,7 +153,7 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
   | (?P<string>'[^']*'|"[^"]*")
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
   | (?P<op><=|>=|==|!=|[-+*/<>(),\[\]])
     """,
     re.VERBOSE,

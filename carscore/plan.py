@@ -212,6 +212,14 @@ class _Planner:
         for d in self.defs.values():
             rs = d.ruleset
             for ref in d.refs:
+                if "." in ref:
+                    # another rule set's definition by qualified name (astct_crs.hypoxia): a day
+                    # definition waits for the let it reads, a row value for the row value
+                    owner, _, name = ref.partition(".")
+                    target = f"{'row' if d.kind == 'row' else 'let'}:{owner}:{name}"
+                    if target in self.defs:
+                        d.deps.add(target)
+                    continue
                 if ref in rs.parameters:
                     continue
                 row = f"row:{rs.id}:{ref}"
@@ -229,7 +237,21 @@ class _Planner:
 
     # -- name resolution --
 
+    def qualified(self, name: str) -> tuple[RuleSet, str] | None:
+        owner, _, local = name.partition(".")
+        for other in self.rulesets:
+            if other.id == owner:
+                return other, local
+        raise CompileError(f"no rule set '{owner}' in use for '{name}'", 0)
+
     def resolve_row(self, name: str, rs: RuleSet) -> Symbol | None:
+        if "." in name:
+            found = self.qualified(name)
+            assert found is not None
+            other, local = found
+            if local not in other.row_values and local not in other.parameters:
+                raise CompileError(f"'{local}' is not a row value or parameter of rule set '{other.id}'", 0)
+            return self.resolve_row(local, other)
         if name in rs.parameters:
             return _param_symbol(rs.parameters[name].value)
         if name in rs.row_values:
@@ -239,6 +261,13 @@ class _Planner:
         return column_symbol(self.contract, name)
 
     def resolve_day(self, name: str, rs: RuleSet) -> Symbol | None:
+        if "." in name:
+            found = self.qualified(name)
+            assert found is not None
+            other, local = found
+            if local not in other.parameters and local not in other.row_values and f"let:{other.id}:{local}" not in self.defs:
+                raise CompileError(f"'{local}' is not a parameter, row value or let of rule set '{other.id}'", 0)
+            return self.resolve_day(local, other)
         if name in rs.parameters:
             return _param_symbol(rs.parameters[name].value)
         if name in rs.row_values:

@@ -1237,3 +1237,62 @@ def test_list_parameters_are_checked(tmp_path: Path, value: str, condition: str,
     with pytest.raises(RuleErrors) as info:
         Engine(read_rules([path]))
     assert words in str(info.value)
+
+
+# --- another rule set's definitions by qualified name -------------------------------------
+
+
+QUALIFIED = """\
+id: other_crs
+title: A second CRS system reusing ASTCT's hypoxia
+version: "1"
+citation: c
+let:
+  any_oxygen: "astct_crs.hypoxia"
+decisions:
+  - outputs: [crs_grade_other]
+    reason: crs_other
+    cases:
+      - when: "not recorded(astct_crs.hypoxia_tier)"
+        then: null
+      - when: "any_oxygen and astct_crs.hypoxia_tier >= 2"
+        then: 3
+        reason: "high-flow by ASTCT's tier {astct_crs.hypoxia_tier} (fever from {astct_crs.fever_temp_c})"
+      - when: any_oxygen
+        then: 2
+      - then: 0
+"""
+
+
+def test_a_rule_set_reads_another_rule_sets_definitions_by_qualified_name(tmp_path: Path) -> None:
+    from carscore.assess import assess_intake, load_engine
+    from carscore.intake import read_text
+    from carscore.report import day_rows
+
+    (tmp_path / "other.yaml").write_text(QUALIFIED, encoding="utf-8")
+    engine = load_engine([tmp_path / "other.yaml"])
+    result = assess_intake(
+        read_text("patient_id,day,o2_device,o2_flow_lpm\nA,1,nasal_cannula,2\nA,2,facemask,\nA,3,none,\n"), engine
+    )
+    days = next(iter(day_rows(result).values()))
+    assert [d["crs_grade_other"] for d in days] == [2, 3, 0]
+    assert days[1]["reasons"]["crs_other"] == "high-flow by ASTCT's tier 2 (fever from 38.0)"
+
+
+@pytest.mark.parametrize(
+    "condition, words",
+    [
+        ("nope.x > 1", "no rule set 'nope' in use"),
+        ("astct_crs.nothing", "is not a parameter, row value or let of rule set 'astct_crs'"),
+        ("astct_crs.counted", "row value without 'combine'"),
+    ],
+)
+def test_qualified_names_that_name_nothing_are_refused(tmp_path: Path, condition: str, words: str) -> None:
+    from carscore.assess import load_engine
+
+    (tmp_path / "bad.yaml").write_text(
+        f'id: bad\ntitle: T\nversion: "1"\ncitation: c\nflags:\n  f: "{condition}"\n', encoding="utf-8"
+    )
+    with pytest.raises(RuleErrors) as info:
+        load_engine([tmp_path / "bad.yaml"])
+    assert words in str(info.value) and "bad.yaml:6:" in str(info.value)
