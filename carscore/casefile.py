@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
-from carscore.yamlsafe import LDict, LList, load_yaml
+from carscore.rulefile import load_yaml_file
+from carscore.yamlsafe import LDict, LList
 
 
 @dataclass
@@ -49,12 +50,7 @@ class Outcome:
 
 def read_case_file(path: Path) -> CaseFile:
     file = str(path)
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"), file)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleErrors([RuleError(f"cannot read the case file: {exc}", file)]) from None
-    except RuleError as exc:
-        raise RuleErrors([exc]) from None
+    doc, _ = load_yaml_file(path, "case file")
     if not isinstance(doc, LDict) or not isinstance(doc.get("cases"), LList):
         raise RuleErrors([RuleError("a case file is a mapping with 'cases' (a list) and optionally 'rules'", file, 1, 1)])
     rules = doc.get("rules") or []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from carscore.errors import RuleError
+from carscore.errors import RuleError, RuleErrors
 from carscore.expr import ExprSyntaxError, Node, parse, parse_template
-from carscore.yamlsafe import LDict, LStr, position_in, where
+from carscore.yamlsafe import MAX_FILE_CHARS, LDict, LStr, load_yaml, position_in, where
 
 IDENT_PATTERN = "lower-case letters, digits and '_', starting with a letter"
 
@@ -123,3 +124,21 @@ class FieldReader:
             self.err(f"{what} '{name}' must be {IDENT_PATTERN}", name, at)
             return False
         return True
+
+
+def load_yaml_file(path: Path, what: str) -> tuple[object, bytes]:
+    """A rule, case or mapping file read safely: its located YAML and its bytes.
+    Refused with a sentence (RuleErrors): too big, not UTF-8, not readable, unsafe YAML."""
+    file = str(path)
+    try:
+        # refuse a huge file before reading it into memory (UTF-8: at least one byte a character)
+        if path.stat().st_size > MAX_FILE_CHARS * 4:
+            raise RuleErrors([RuleError(f"the file has more than {MAX_FILE_CHARS:,} characters: too big for a {what}", file)])
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleErrors([RuleError(f"cannot read the {what}: {exc}", file)]) from None
+    try:
+        return load_yaml(text, file), data
+    except RuleError as exc:
+        raise RuleErrors([exc]) from None

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
-from carscore.rulefile import Expression, FieldReader, Source, Template
-from carscore.yamlsafe import MAX_FILE_CHARS, LDict, LList, load_yaml
+from carscore.rulefile import Expression, FieldReader, Source, Template, load_yaml_file
+from carscore.yamlsafe import LDict, LList
 
 
 @dataclass(frozen=True)
@@ -144,18 +144,7 @@ def _scalar_ok(value: Any) -> bool:
 def read_ruleset(path: Path) -> RuleSet:
     """Load and check one rule file; raise RuleErrors listing every problem found."""
     file = str(path)
-    try:
-        # refuse a huge file before reading it into memory (UTF-8: at least one byte a character)
-        if path.stat().st_size > MAX_FILE_CHARS * 4:
-            raise RuleErrors([RuleError(f"the file has more than {MAX_FILE_CHARS:,} characters: too big for a rule file", file)])
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleErrors([RuleError(f"cannot read the rule file: {exc}", file)]) from None
-    try:
-        doc = load_yaml(text, file)
-    except RuleError as exc:
-        raise RuleErrors([exc]) from None
+    doc, data = load_yaml_file(path, "rule file")
     r = FieldReader(file)
     if not isinstance(doc, LDict):
         raise RuleErrors([RuleError("a rule file must be a mapping with id, title, version and citation", file, 1, 1)])

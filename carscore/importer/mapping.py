@@ -107,8 +107,8 @@ from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.importer.mapping_tables import BLANK, NAIVE, CodeMap, Dictionary, Table, name_list, parse_table
-from carscore.rulefile import FieldReader
-from carscore.yamlsafe import LDict, load_yaml
+from carscore.rulefile import FieldReader, load_yaml_file
+from carscore.yamlsafe import LDict
 
 # a table and its targets live in mapping_tables.py; importable from here as before
 __all__ = ["BLANK", "CodeMap", "Dictionary", "Mapping", "Table", "find_mapping", "preset_names", "presets_dir", "read_mapping"]
@@ -190,12 +190,7 @@ def _parameters(r: FieldReader, doc: LDict, m: Mapping) -> None:
 
 def read_mapping(path: Path, columns: set[str]) -> Mapping:
     file = str(path)
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"), file)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleErrors([RuleError(f"cannot read the mapping file: {exc}", file)]) from None
-    except RuleError as exc:
-        raise RuleErrors([exc]) from None
+    doc, _ = load_yaml_file(path, "mapping file")
     r = FieldReader(file)
     if not isinstance(doc, LDict):
         raise RuleErrors([RuleError("a mapping file is a mapping with 'mapping' (its id) and 'tables'", file, 1, 1)])
