@@ -741,3 +741,14 @@ def test_a_mapping_extending_the_preset_adds_a_code_and_keeps_the_others(tmp_pat
         mapping=str(mine),
     )
     assert cells(imported, "temp_c") == [(2, "10:00", "38.6"), (2, "11:00", "37.1")]
+
+
+def test_the_age_at_infusion_comes_from_the_patients_birth_date_when_the_infusions_give_none(tmp_path: Path) -> None:
+    imported = run(
+        tmp_path,
+        {"resourceType": "Patient", "id": "P1", "birthDate": "2015-03-09"},
+        obs("t1", LOINC, "8310-5", "2024-03-10T15:00:00Z", **quantity(38.5, "Cel")),
+        infusions="patient_id,infusion,infusion_datetime\nP1,1,2024-03-08T10:00\n",
+    )
+    # born 9 March 2015, infused 8 March 2024: 8 completed years (a child: CAPD, not ICE)
+    assert imported.rows["age_years"].to_list()[0] == 8.0

@@ -13,7 +13,7 @@ from carscore.errors import InputProblem
 from carscore.importer.clock import Zone
 from carscore.importer.events import Read
 from carscore.importer.files import find_files, read_text_table
-from carscore.importer.infusions import read_infusions
+from carscore.importer.infusions import read_infusions, with_source_ages
 from carscore.importer.mapping import find_mapping, read_mapping
 from carscore.importer.rows import build_rows
 from carscore.importer.tables import read_table
@@ -44,6 +44,7 @@ def import_sources(
         read = read_fhir(mapping, paths, contract)
     else:
         read = read_tables(mapping, paths, contract)
+    infusions = with_source_ages(infusions, read.births)
     built = build_rows(
         read.events,
         infusions,

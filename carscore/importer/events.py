@@ -77,3 +77,6 @@ class Read:
     # state columns a complete interval source covers, and their value where no interval runs
     # (SDTM PR: o2_device none); the rows' builder applies it (see outside_values)
     outside: dict[str, str] = field(default_factory=dict)
+    # birth dates the source gives (patient_id, birth_date as written): the age at
+    # infusion where the infusions file gives none (import.md §1)
+    births: pl.DataFrame | None = None

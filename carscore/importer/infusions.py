@@ -88,3 +88,23 @@ def _age(frame: pl.DataFrame) -> pl.Expr:
     )
     completed = (years - before_birthday.cast(pl.Int32)).cast(pl.Float64)
     return pl.coalesce(given, completed) if given is not None else completed
+
+
+def with_source_ages(infusions: Infusions, births: pl.DataFrame | None) -> Infusions:
+    """Ages from the source's birth dates (completed years at the infusion date)
+    where the infusions file gives neither age_years nor birth_date."""
+    if births is None or not births.height:
+        return infusions
+    dated = (
+        births.select(pl.col("patient_id"), parse_timestamps(pl.col("birth_date"))["naive"].dt.date().alias("_born"))
+        .drop_nulls()
+        .unique("patient_id", keep="first")
+    )
+    table = infusions.table.join(dated, on="patient_id", how="left")
+    born, infused = pl.col("_born"), pl.col("local_date")
+    before_birthday = (infused.dt.month() < born.dt.month()) | (
+        (infused.dt.month() == born.dt.month()) & (infused.dt.day() < born.dt.day())
+    )
+    completed = (infused.dt.year() - born.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Float64)
+    table = table.with_columns(age_years=pl.coalesce("age_years", completed)).drop("_born")
+    return Infusions(table, infusions.problems)

@@ -84,6 +84,9 @@ def read_fhir(mapping: Mapping, paths: list[str], contract: Contract) -> Read:
         out.problems.append(InputProblem(", ".join(paths), "no .ndjson files among the sources", 0))
         return out
     records = load_resources(files, out)
+    out.births = records.filter((pl.col("resourceType") == "Patient") & pl.col("birthDate").is_not_null()).select(
+        pl.col("id").alias("patient_id"), pl.col("birthDate").alias("birth_date")
+    )
     naive = mapping.naive_time
     observed = records_that_count(records.filter(pl.col("resourceType") == "Observation"), "Observation", out)
     observations = read_observations(observed, codes, contract, naive, out)
