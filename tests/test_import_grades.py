@@ -28,9 +28,7 @@ def grades(csv_text: str) -> dict[tuple[str, int], dict[int, tuple]]:
     engine = load_engine()
     assessment = assess_intake(read_text(csv_text, "rows.csv"), engine)
     courses = {c: (p, i) for c, p, i in assessment.intake.courses.select("_course", "patient_id", "infusion").iter_rows()}
-    return {
-        courses[c]: {d["day"]: (d["crs_grade"], d["icans_grade"]) for d in days} for c, days in day_rows(assessment).items()
-    }
+    return {courses[c]: {d["day"]: (d["crs_grade"], d["icans_grade"]) for d in days} for c, days in day_rows(assessment).items()}
 
 
 def test_the_wide_story_grades_as_story_md_says() -> None:
@@ -45,3 +43,15 @@ def test_an_imported_export_grades_as_the_story(preset: str) -> None:
         pytest.skip(f"no {preset} preset")
     imported = import_sources([str(FIXTURES / preset)], preset, str(FIXTURES / "infusions.csv"), "America/Chicago")
     assert grades(imported.rows.write_csv()) == STORY
+
+
+@pytest.mark.parametrize("preset", ["clif", "sdtm"])
+def test_ages_come_from_the_sources_birth_dates_when_the_infusions_give_none(preset: str, tmp_path: Path) -> None:
+    lines = (FIXTURES / "infusions.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name in ("patient_id", "infusion", "infusion_datetime")]
+    bare = tmp_path / "infusions.csv"
+    bare.write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in lines) + "\n", encoding="utf-8")
+    with_ages = import_sources([str(FIXTURES / preset)], preset, str(FIXTURES / "infusions.csv"), "America/Chicago").rows
+    from_births = import_sources([str(FIXTURES / preset)], preset, str(bare), "America/Chicago").rows
+    assert from_births["age_years"].to_list() == with_ages["age_years"].to_list()

@@ -73,6 +73,13 @@ def read_tables(mapping, paths: list[str], contract: Contract) -> Read:  # type:
                 pl.col(mapping.patients["key"]).str.strip_chars().alias("_key"),
                 pl.col(mapping.patients["patient"]).str.strip_chars().alias("patient_id"),
             ).unique("_key", keep="first")
+    if mapping.births:
+        path = next((files[s.lower()] for s in mapping.birth_files if s.lower() in files), None)
+        if path is not None:
+            out.births = read_text_table(path).select(
+                pl.col(mapping.births["patient"]).str.strip_chars().alias("patient_id"),
+                pl.col(mapping.births["birth_date"]).str.strip_chars().alias("birth_date"),
+            )
     parts = []
     for table in mapping.tables.values():
         path = next((files[s.lower()] for s in table.files if s.lower() in files), None)

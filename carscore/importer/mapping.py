@@ -9,6 +9,7 @@ codes. Read like rule files: safely, every problem as ``file:line:col``.
     naive_time: utc | local | error     timestamps written without an offset
     extends: <preset or file>     start from another mapping, then override
     patients: {files, key, patient}     a table mapping a source key to patient_id
+    births: {files, patient, birth_date}   birth dates, for ages where --infusions gives none
     tables:
       <name>:
         files: [stems]            found among the given files, .csv .parquet .ndjson .xpt;
@@ -123,6 +124,9 @@ class Mapping:
     naive_time: str = "local"
     patients: dict[str, str] = field(default_factory=dict)
     patient_files: list[str] = field(default_factory=list)
+    # a table of birth dates (patient, birth_date): ages where --infusions gives none
+    births: dict[str, str] = field(default_factory=dict)
+    birth_files: list[str] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # reader-specific sections (fhir: codes, devices ...)
     # how long an oxygen device charting holds without a new one (import.md §2)
@@ -207,6 +211,7 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
         "naive_time",
         "extends",
         "patients",
+        "births",
         "tables",
         "parameters",
     }
@@ -234,6 +239,12 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
             r.fields(spec, {"files", "key", "patient"}, {"files", "key", "patient"}, "'patients'")
             m.patients = {k: str(v) for k, v in spec.items() if k != "files"}
             m.patient_files = name_list(r, spec.get("files"), spec, "'files' of 'patients'")
+    if "births" in doc:
+        spec = r.mapping(doc["births"], "'births'", doc)
+        if spec is not None:
+            r.fields(spec, {"files", "patient", "birth_date"}, {"files", "patient", "birth_date"}, "'births'")
+            m.births = {k: str(v) for k, v in spec.items() if k != "files"}
+            m.birth_files = name_list(r, spec.get("files"), spec, "'files' of 'births'")
     tables = r.mapping(doc.get("tables", LDict()), "'tables'", doc) or {}
     for name, spec in tables.items():
         table = parse_table(r, str(name), spec, columns, m.tables.get(str(name)))
