@@ -11,7 +11,7 @@ import polars as pl
 
 from carscore.compile import COURSE
 from carscore.engine import Engine
-from carscore.errors import RuleError, RuleErrors
+from carscore.errors import RuleError, RuleErrors, UsageError
 from carscore.intake import Intake, read_paths
 from carscore.ruleset import RuleSet
 
@@ -32,6 +32,7 @@ def load_engine(
     rules: list[str | Path] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     builtins: bool = True,
+    systems: list[str] | None = None,
 ) -> Engine:
     """Compile the built-in rule sets together with the rule files/folders given.
 
@@ -40,11 +41,12 @@ def load_engine(
     comes from (path, SHA-256, built-in or not, parameters changed from the
     built-in) is kept with the engine: ``rulesources.sources_of(engine)``.
     A name that no rule set in use defines is a RuleErrors naming the rule
-    set that would define it."""
+    set that would define it. ``systems`` selects the grading systems graded
+    beside ASTCT (contract §5; ``["all"]`` for every one)."""
     from carscore import rulesources
 
     builtin = rulesources.builtin_rulesets()
-    rulesets = rulesources.combine(rules, builtin, with_builtins=builtins)
+    rulesets = select_systems(rulesources.combine(rules, builtin, with_builtins=builtins), systems)
     if not rulesets:
         raise RuleErrors([RuleError("no rule sets to use: give rule files with --rules")])
     try:
@@ -53,6 +55,23 @@ def load_engine(
         raise rulesources.explain_unknown_names(exc, rulesets, builtin) from None
     rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
     return engine
+
+
+REFERENCE_SYSTEM = "astct"
+
+
+def select_systems(rulesets: list[RuleSet], systems: list[str] | None) -> list[RuleSet]:
+    """The rule sets to grade with: every rule set that belongs to no system, the
+    reference system (ASTCT, always), and the systems asked for."""
+    known = sorted({rs.system for rs in rulesets if rs.system})
+    wanted = set(systems or [])
+    if "all" in wanted:
+        wanted = set(known)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise UsageError(f"no grading system {', '.join(repr(u) for u in unknown)}; known: {', '.join(known) or 'none'} (or all)")
+    wanted.add(REFERENCE_SYSTEM)
+    return [rs for rs in rulesets if not rs.system or rs.system in wanted]
 
 
 def assess_intake(intake: Intake, engine: Engine, reasons: bool = True) -> Assessment:

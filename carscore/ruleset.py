@@ -108,6 +108,9 @@ class RuleSet:
     citation: str
     file: str
     description: str = ""
+    # the grading system the rule set belongs to (astct, lee2014, ...): graded when
+    # selected with --systems (astct always); rule sets without one always run
+    system: str = ""
     sha256: str = ""  # of the bytes read, so a result names exactly the rules it used
     parameters: dict[str, Parameter] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)  # input columns it adds to the contract
@@ -156,6 +159,7 @@ def read_ruleset(path: Path) -> RuleSet:
             "version",
             "citation",
             "description",
+            "system",
             "inputs",
             "parameters",
             "row_values",
@@ -178,6 +182,8 @@ def read_ruleset(path: Path) -> RuleSet:
     )
     if "id" in doc:
         r.identifier(doc["id"], doc, "rule set id")
+    if "system" in doc and r.identifier(doc["system"], doc, "system"):
+        rs.system = str(doc["system"])
 
     params = r.mapping(doc.get("parameters", LDict()), "'parameters'", doc) if "parameters" in doc else None
     for name, spec in (params or {}).items():

@@ -122,3 +122,42 @@ def test_an_input_column_may_not_redefine_a_contract_column(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["rules", "validate", str(rules)])
     assert result.exit_code == 2
     assert "bad.yaml:6" in result.stderr and "already a contract column" in result.stderr
+
+
+DEMO_SYSTEM = """\
+id: demo_crs
+title: A demonstration CRS system
+system: demo
+version: "1"
+citation: c
+decisions:
+  - outputs: [crs_grade_demo]
+    reason: crs_demo
+    cases:
+      - when: "astct_crs.hypoxia_tier >= 1"
+        then: 2
+        reason: "oxygen for hypoxia by ASTCT's reading"
+      - then: 0
+"""
+
+
+def test_a_grading_system_is_graded_only_when_selected(tmp_path: Path) -> None:
+    import json
+
+    rules = tmp_path / "demo.yaml"
+    rules.write_text(DEMO_SYSTEM, encoding="utf-8")
+    data = tmp_path / "data.csv"
+    data.write_text("patient_id,day,o2_device,temp_c\nA,1,nasal_cannula,38.5\nA,2,none,37\n", encoding="utf-8")
+    runner = CliRunner()
+    plain = json.loads(runner.invoke(app, ["grade", str(data), "--rules", str(rules), "-f", "json"]).stdout)
+    assert "crs_grade_demo" not in plain["patients"][0]["days"][0]
+    assert [r["id"] for r in plain["rulesets"]].count("demo_crs") == 0
+    for choice in ("demo", "all", "astct,demo"):
+        chosen = json.loads(
+            runner.invoke(app, ["grade", str(data), "--rules", str(rules), "--systems", choice, "-f", "json"]).stdout
+        )
+        days = chosen["patients"][0]["days"]
+        assert [d["crs_grade_demo"] for d in days] == [2, 0]
+        assert [d["crs_grade"] for d in days] == [2, 0]  # ASTCT is always graded, and unchanged
+    unknown = runner.invoke(app, ["grade", str(data), "--systems", "lee2014"])
+    assert unknown.exit_code == 2 and "no grading system 'lee2014'" in unknown.stderr

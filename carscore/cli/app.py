@@ -30,6 +30,7 @@ from carscore.cli.inputs import (
     InfusionsOption,
     OutputOption,
     RulesOption,
+    SystemsOption,
     TimezoneOption,
     read_input,
 )
@@ -127,10 +128,11 @@ def main_options(
     """carscore: CAR-T toxicity grading and disease-course assessment."""
 
 
-def _engine(rules: list[Path] | None):
+def _engine(rules: list[Path] | None, systems: str | None = None):
     from carscore.assess import load_engine
 
-    return load_engine(rules or None)
+    chosen = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
+    return load_engine(rules or None, systems=chosen)
 
 
 def _usage(message: str) -> Exception:
@@ -201,6 +203,7 @@ def grade(
     source_format: FromOption = None,
     infusions: InfusionsOption = None,
     timezone: TimezoneOption = None,
+    systems: SystemsOption = None,
 ) -> None:
     """Grade every day of every course in one CSV file, with the reason for each grade."""
     if source_format is None:
@@ -213,7 +216,7 @@ def grade(
     # standard input is read before polars is imported: polars' SIGINT handler
     # restarts a blocked read, so Ctrl-C would not stop a wait for input after it
     stdin = read_stdin() if "-" in files else None
-    engine = _engine(rules)
+    engine = _engine(rules, systems)
     refuse_input_as_output(output, [f for f in files if f != "-"] + rule_files(engine))
     intake = read_input(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
 
@@ -243,11 +246,12 @@ def cohort(
     source_format: FromOption = None,
     infusions: InfusionsOption = None,
     timezone: TimezoneOption = None,
+    systems: SystemsOption = None,
 ) -> None:
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
     check_stdout_usable(output)
     stdin = read_stdin() if "-" in paths else None  # before polars is imported (see grade)
-    engine = _engine(rules)
+    engine = _engine(rules, systems)
 
     from carscore import report
     from carscore.assess import assess_intake

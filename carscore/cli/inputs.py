@@ -60,6 +60,14 @@ TimezoneOption = Annotated[
         "--timezone", metavar="Area/City", help="The care site's time zone (needed for timestamps with offsets or in UTC)."
     ),
 ]
+SystemsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--systems",
+        metavar="ID,ID,...",
+        help="Grading systems to grade beside ASTCT (comma-separated ids of rule sets' 'system'), or all.",
+    ),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the result to this file (replaced only once complete; - for stdout)."),
