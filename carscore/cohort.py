@@ -8,6 +8,7 @@ Each course (one patient, one infusion) is one entry, as in the JSON
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -78,6 +79,20 @@ def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dic
 RATE_KEYS = list(_rate_definitions())
 
 
+_SYSTEM_MAX_GRADE = re.compile(r"^([a-z]+)_max_grade(_[a-z0-9_]+)?$")
+
+
+def _system_grades(summaries: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Summary keys of other systems' maximum grades: key -> (toxicity, _<system> or '')."""
+    keys = {k for s in summaries for k in s} - {"crs_max_grade", "icans_max_grade"}
+    found = {}
+    for key in sorted(keys):
+        m = _SYSTEM_MAX_GRADE.match(key)
+        if m:
+            found[key] = (m.group(1), m.group(2) or "")
+    return found
+
+
 def cohort_statistics(summaries: list[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
     out: dict[str, Any] = {"n_patients": len(summaries), "confidence": confidence}
     for key, (numerator, denominator) in _rate_definitions().items():
@@ -85,6 +100,13 @@ def cohort_statistics(summaries: list[dict[str, Any]], confidence: float = 0.95)
         out[key] = rate(sum(1 for s in pool if numerator(s)), len(pool), confidence)
     out["crs_grades"] = _distribution(s.get("crs_max_grade") for s in summaries)
     out["icans_grades"] = _distribution(s.get("icans_max_grade") for s in summaries)
+    for key, (toxicity, system) in _system_grades(summaries).items():
+        # every other grading system's course maximum (contract §5): crs_max_grade_<id> gives
+        # crs_any_<id>, crs_grade3plus_<id> and crs_grades_<id>, over the courses it could grade
+        graded = [s for s in summaries if s.get(key) is not None]
+        for name, least in (("any", 1), ("grade3plus", 3)):
+            out[f"{toxicity}_{name}{system}"] = rate(sum(1 for s in graded if s[key] >= least), len(graded), confidence)
+        out[f"{toxicity}_grades{system}"] = _distribution(s.get(key) for s in summaries)
     for tox in ("crs", "icans"):
         out[f"{tox}_onset_day"] = _describe([s[f"{tox}_onset_day"] for s in summaries if s.get(f"{tox}_onset_day") is not None])
         out[f"{tox}_days"] = _describe(

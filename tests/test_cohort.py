@@ -228,3 +228,19 @@ def test_toxicity_rates_count_only_courses_where_the_toxicity_was_graded() -> No
     assert (stats["crs_any"]["count"], stats["crs_any"]["n"]) == (1, 2)
     assert (stats["icans_any"]["count"], stats["icans_any"]["n"]) == (1, 2)
     assert stats["orr"]["n"] == 3
+
+
+def test_other_grading_systems_get_their_own_rates_and_distributions() -> None:
+    from carscore.cohort import cohort_statistics
+
+    summaries = [
+        {"crs_max_grade": 1, "crs_max_grade_demo": 3, "cres_max_grade": 0},
+        {"crs_max_grade": 0, "crs_max_grade_demo": 1, "cres_max_grade": 2},
+        {"crs_max_grade": None, "crs_max_grade_demo": None, "cres_max_grade": None},
+    ]
+    stats = cohort_statistics(summaries)
+    assert (stats["crs_any_demo"]["count"], stats["crs_any_demo"]["n"]) == (2, 2)
+    assert (stats["crs_grade3plus_demo"]["count"], stats["crs_grade3plus_demo"]["n"]) == (1, 2)
+    assert stats["crs_grades_demo"]["3"] == 1 and stats["crs_grades_demo"]["1"] == 1
+    assert (stats["cres_any"]["count"], stats["cres_any"]["n"]) == (1, 2)
+    assert stats["cres_grades"]["2"] == 1
