@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "reading patient data",
         {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer"},
     ),
-    ("assessment and results", {"assess", "rulesources", "report", "cohort", "casefile"}),
+    ("assessment and results", {"assess", "rulesources", "report", "cohort", "casefile", "compare"}),
     ("the command line", {"cli"}),
 ]
 UI = {"typer", "rich"}

@@ -277,6 +277,52 @@ def cohort(
     _emit(assessment, fmt, output, days, stats, render)
 
 
+@app.command()
+@_guard
+def compare(
+    paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (as for cohort); - for stdin.")],
+    systems: Annotated[str, typer.Option("--systems", metavar="ID,ID,...", help="Systems to compare (or all).")],
+    reference: Annotated[str, typer.Option("--reference", help="The system the others are set against.")] = "astct",
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    rules: RulesOption = None,
+    source_format: FromOption = None,
+    infusions: InfusionsOption = None,
+    timezone: TimezoneOption = None,
+) -> None:
+    """Concordance of grading systems: the share of courses on which they agree, and each against the reference."""
+    check_stdout_usable(output)
+    stdin = read_stdin() if "-" in paths else None
+    engine = _engine(rules, systems)
+    chosen = sorted({rs.system for rs in engine.rulesets if rs.system})
+    if reference not in chosen:
+        raise _usage(f"the reference '{reference}' is not among the systems graded: {', '.join(chosen)}")
+    chosen = [reference] + [s for s in chosen if s != reference]
+    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
+
+    from carscore import report
+    from carscore.assess import assess_intake
+    from carscore.compare import compare as concordance
+    from carscore.compare import comparison_rows
+
+    intake = read_input(paths, engine, stdin, None, False, source_format, infusions, timezone)
+    assessment = assess_intake(intake, engine, reasons=False)
+    comparison = concordance(report.summary_rows(assessment), chosen, reference)
+    if fmt is Format.json:
+        doc = {"carscore": report.__version__, "rulesets": report.ruleset_info(assessment), "comparison": comparison}
+        write(json_bytes(doc, 2), output)
+    elif fmt is Format.csv:
+        import polars as pl
+
+        write(report.csv_text(pl.DataFrame(comparison_rows(comparison))).encode("utf-8"), output)
+    else:
+        from carscore.cli.compare_view import render_comparison
+        from carscore.cli.console import stdout_console
+
+        render_comparison(comparison, stdout_console())
+    raise typer.Exit(_report_problems(assessment))
+
+
 @app.command("import")
 @_guard
 def import_command(
