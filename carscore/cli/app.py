@@ -12,7 +12,6 @@ Every failure is one sentence on stderr, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from carscore import __version__
+from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
     Format,
@@ -43,15 +43,11 @@ from carscore.cli.output import (
     reserve_standard_streams,
     rule_files,
     say,
-    silence_stdout,
     stdout_errors,
     to_stdout,
     write,
     write_file,
 )
-
-EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 app = typer.Typer(
     name="carscore",
@@ -63,54 +59,6 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="List, show and validate rule sets.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-
-
-def _guard(command: Callable[..., None]) -> Callable[..., None]:
-    """Every failure becomes a sentence on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            from carscore.errors import CarscoreError, RuleErrors
-        except KeyboardInterrupt:
-            _interrupted()
-        except Exception as exc:  # a broken installation: still a sentence
-            say(f"internal error: carscore cannot start: {type(exc).__name__}: {exc}")
-            raise typer.Exit(EXIT_INTERNAL) from None
-
-        try:
-            command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except OutputError as exc:
-            say(f"error: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
-        except RuleErrors as exc:
-            for err in exc.errors:
-                say(f"error: {err}")
-            raise typer.Exit(EXIT_USAGE) from None
-        except CarscoreError as exc:
-            say(f"error: {exc}")
-            raise typer.Exit(EXIT_USAGE) from None
-        except KeyboardInterrupt:
-            _interrupted()
-        except BrokenPipeError:
-            silence_stdout()
-            say("error: the output was cut short: the program reading it stopped (broken pipe)")
-            raise typer.Exit(EXIT_USAGE) from None
-        except MemoryError:
-            say("error: not enough memory for this input; try fewer files at a time")
-            raise typer.Exit(EXIT_USAGE) from None
-        except Exception as exc:  # anything unforeseen: a sentence, not a traceback
-            say(f"internal error: {type(exc).__name__}: {exc}. Please report it with the command that caused it.")
-            raise typer.Exit(EXIT_INTERNAL) from None
-
-    return run
-
-
-def _interrupted() -> None:
-    say("carscore: interrupted; no output file was changed")
-    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _version(value: bool) -> None:
@@ -189,7 +137,7 @@ def _emit(
 
 
 @app.command()
-@_guard
+@guarded
 def grade(
     files: Annotated[
         list[str],
@@ -233,7 +181,7 @@ def grade(
 
 
 @app.command()
-@_guard
+@guarded
 def cohort(
     paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (searched recursively for *.csv); - for stdin.")],
     fmt: FormatOption = Format.table,
@@ -278,7 +226,7 @@ def cohort(
 
 
 @app.command()
-@_guard
+@guarded
 def compare(
     paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (as for cohort); - for stdin.")],
     systems: Annotated[str, typer.Option("--systems", metavar="ID,ID,...", help="Systems to compare (or all).")],
@@ -324,7 +272,7 @@ def compare(
 
 
 @app.command("import")
-@_guard
+@guarded
 def import_command(
     sources: Annotated[list[str], typer.Argument(help="Export files or folders (CSV, Parquet, NDJSON, SAS XPT).")],
     source_format: Annotated[
@@ -361,7 +309,7 @@ def import_command(
 
 
 @rules_app.command("list")
-@_guard
+@guarded
 def rules_list(rules: RulesOption = None) -> None:
     """List the rule sets in use: id, version, title, whether built-in or from --rules, and file."""
     from carscore.cli.console import stdout_console
@@ -374,7 +322,7 @@ def rules_list(rules: RulesOption = None) -> None:
 
 
 @rules_app.command("show")
-@_guard
+@guarded
 def rules_show(
     ruleset_id: Annotated[str, typer.Argument(metavar="ID", help="The id of a rule set (see 'carscore rules list').")],
     rules: RulesOption = None,
@@ -395,7 +343,7 @@ def rules_show(
 
 
 @rules_app.command("test")
-@_guard
+@guarded
 def rules_test(
     case_files: Annotated[list[Path], typer.Argument(help="Case files (YAML): short courses with the grades they must get.")],
     rules: RulesOption = None,
@@ -421,7 +369,7 @@ def rules_test(
 
 
 @rules_app.command("validate")
-@_guard
+@guarded
 def rules_validate(
     paths: Annotated[
         list[Path] | None,
