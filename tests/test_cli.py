@@ -851,3 +851,12 @@ def test_rule_folder_without_rules_is_a_usage_error(case: str, tmp_path: Path) -
     no_traceback(proc)
     assert "rules" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_table_leaves_the_reasons_of_quiet_days_out() -> None:
+    proc = run_cli("grade", rel(SAMPLES_DIR / "tp53_ball_two_infusions.csv"), env={**_env(), "COLUMNS": "140"})
+    assert proc.returncode == 0, proc.stderr
+    # grade-0 days with nothing found, and days before the infusion, say nothing more
+    assert "no fever, no hypotension, no hypoxia" not in proc.stdout
+    assert "before the infusion: not CRS" not in proc.stdout
+    assert "fever without hypotension or hypoxia" in proc.stdout

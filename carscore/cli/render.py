@@ -113,7 +113,7 @@ def _is_quiet(key: str, day: dict[str, Any]) -> bool:
     reason = day["reasons"].get(key) or ""
     if grade is None:
         return reason.startswith("not assessable")
-    return grade == 0 and reason.startswith(("no fever, hypotension", "no ICANS"))
+    return grade == 0 and reason.startswith(("no fever, no hypotension, no hypoxia", "no ICANS", "before the infusion"))
 
 
 def render_grade(a: Any, console: Console) -> None:
