@@ -60,3 +60,25 @@ def locate(path: Path, needle: str, nth: int = 0) -> tuple[int, int]:
             seen += 1
             start = i + 1
     raise AssertionError(f"{needle!r} not found in {path}")
+
+
+# a grading system of its own (system: demo), reading ASTCT's hypoxia tier by qualified name
+DEMO_SYSTEM = """\
+id: demo_crs
+title: A demonstration CRS system
+system: demo
+version: "1"
+citation: c
+decisions:
+  - outputs: [crs_grade_demo]
+    reason: crs_demo
+    cases:
+      - when: "astct_crs.hypoxia_tier >= 1"
+        then: 3
+        reason: "any oxygen"
+      - when: "temp_c >= 38"
+        then: 1
+      - then: 0
+summary:
+  crs_max_grade_demo: "max(crs_grade_demo, day >= 0)"
+"""

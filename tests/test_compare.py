@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_SYSTEM
 from typer.testing import CliRunner
 
 from carscore.cli.app import app
@@ -44,31 +45,10 @@ def test_a_course_a_system_cannot_grade_is_left_out_and_named() -> None:
     assert (result["n_courses"], result["n_excluded"], result["excluded"]) == (1, 1, ["A (infusion 1)"])
 
 
-DEMO = """\
-id: demo_crs
-title: A demonstration CRS system
-system: demo
-version: "1"
-citation: c
-decisions:
-  - outputs: [crs_grade_demo]
-    reason: crs_demo
-    cases:
-      - when: "astct_crs.hypoxia_tier >= 1"
-        then: 3
-        reason: "any oxygen"
-      - when: "temp_c >= 38"
-        then: 1
-      - then: 0
-summary:
-  crs_max_grade_demo: "max(crs_grade_demo, day >= 0)"
-"""
-
-
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])
 def test_compare_on_the_sample_cohort(fmt: str, tmp_path: Path) -> None:
     rules = tmp_path / "demo.yaml"
-    rules.write_text(DEMO, encoding="utf-8")
+    rules.write_text(DEMO_SYSTEM, encoding="utf-8")
     result = CliRunner().invoke(
         app, ["compare", str(ROOT / "sample_cases"), "--rules", str(rules), "--systems", "demo", "-f", fmt]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import DEMO_SYSTEM
 from typer.testing import CliRunner
 
 from carscore.cli.app import app
@@ -124,23 +125,6 @@ def test_an_input_column_may_not_redefine_a_contract_column(tmp_path: Path) -> N
     assert "bad.yaml:6" in result.stderr and "already a contract column" in result.stderr
 
 
-DEMO_SYSTEM = """\
-id: demo_crs
-title: A demonstration CRS system
-system: demo
-version: "1"
-citation: c
-decisions:
-  - outputs: [crs_grade_demo]
-    reason: crs_demo
-    cases:
-      - when: "astct_crs.hypoxia_tier >= 1"
-        then: 2
-        reason: "oxygen for hypoxia by ASTCT's reading"
-      - then: 0
-"""
-
-
 def test_a_grading_system_is_graded_only_when_selected(tmp_path: Path) -> None:
     import json
 
@@ -157,7 +141,7 @@ def test_a_grading_system_is_graded_only_when_selected(tmp_path: Path) -> None:
             runner.invoke(app, ["grade", str(data), "--rules", str(rules), "--systems", choice, "-f", "json"]).stdout
         )
         days = chosen["patients"][0]["days"]
-        assert [d["crs_grade_demo"] for d in days] == [2, 0]
+        assert [d["crs_grade_demo"] for d in days] == [3, 0]
         assert [d["crs_grade"] for d in days] == [2, 0]  # ASTCT is always graded, and unchanged
     unknown = runner.invoke(app, ["grade", str(data), "--systems", "lee2014"])
     assert unknown.exit_code == 2 and "no grading system 'lee2014'" in unknown.stderr

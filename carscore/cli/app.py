@@ -83,6 +83,18 @@ def _engine(rules: list[Path] | None, systems: str | None = None):
     return load_engine(rules or None, systems=chosen)
 
 
+def _start(paths: list[str], output: Path | None, rules: list[Path] | None, systems: str | None) -> tuple[bytes | None, Any]:
+    """What every grading command does first: make sure the result has somewhere
+    to go, read standard input, compile the rules, refuse to write onto an input."""
+    check_stdout_usable(output)
+    # standard input is read before polars is imported: polars' SIGINT handler
+    # restarts a blocked read, so Ctrl-C would not stop a wait for input after it
+    stdin = read_stdin() if "-" in paths else None
+    engine = _engine(rules, systems)
+    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
+    return stdin, engine
+
+
 def _usage(message: str) -> Exception:
     from carscore.errors import UsageError
 
@@ -160,12 +172,7 @@ def grade(
         file = files[0]
         if file != "-" and not Path(file).is_file():
             raise _usage(f"{file}: no such file" + (" (use 'carscore cohort' for a folder)" if Path(file).is_dir() else ""))
-    check_stdout_usable(output)
-    # standard input is read before polars is imported: polars' SIGINT handler
-    # restarts a blocked read, so Ctrl-C would not stop a wait for input after it
-    stdin = read_stdin() if "-" in files else None
-    engine = _engine(rules, systems)
-    refuse_input_as_output(output, [f for f in files if f != "-"] + rule_files(engine))
+    stdin, engine = _start(files, output, rules, systems)
     intake = read_input(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
 
     from carscore.assess import assess_intake
@@ -197,15 +204,12 @@ def cohort(
     systems: SystemsOption = None,
 ) -> None:
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
-    check_stdout_usable(output)
-    stdin = read_stdin() if "-" in paths else None  # before polars is imported (see grade)
-    engine = _engine(rules, systems)
+    stdin, engine = _start(paths, output, rules, systems)
 
     from carscore import report
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_statistics
 
-    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
     import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
     if source_format is None and sys.stderr is not None and sys.stderr.isatty():
         from carscore.cli.console import file_progress
@@ -239,14 +243,11 @@ def compare(
     timezone: TimezoneOption = None,
 ) -> None:
     """Concordance of grading systems: the share of courses on which they agree, and each against the reference."""
-    check_stdout_usable(output)
-    stdin = read_stdin() if "-" in paths else None
-    engine = _engine(rules, systems)
+    stdin, engine = _start(paths, output, rules, systems)
     chosen = sorted({rs.system for rs in engine.rulesets if rs.system})
     if reference not in chosen:
         raise _usage(f"the reference '{reference}' is not among the systems graded: {', '.join(chosen)}")
     chosen = [reference] + [s for s in chosen if s != reference]
-    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
 
     from carscore import report
     from carscore.assess import assess_intake

@@ -5,6 +5,7 @@ into contract rows, one per patient per instant."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -57,12 +58,17 @@ def import_sources(
     return Imported(built.rows, infusions.problems + read.problems + built.problems, read.notes + built.notes)
 
 
+def first_found(files: dict[str, Path], stems: list[str]) -> Path | None:
+    """The first of the named tables among the files found (by lower-case stem)."""
+    return next((files[s.lower()] for s in stems if s.lower() in files), None)
+
+
 def read_tables(mapping, paths: list[str], contract: Contract) -> Read:  # type: ignore[no-untyped-def]
     files = find_files(paths)
     out = Read(pl.DataFrame())
     keys = None
     if mapping.patients:
-        path = next((files[s.lower()] for s in mapping.patient_files if s.lower() in files), None)
+        path = first_found(files, mapping.patient_files)
         if path is None:
             out.problems.append(
                 InputProblem(", ".join(mapping.patient_files), "the table that gives each record's patient was not found", 0)
@@ -74,7 +80,7 @@ def read_tables(mapping, paths: list[str], contract: Contract) -> Read:  # type:
                 pl.col(mapping.patients["patient"]).str.strip_chars().alias("patient_id"),
             ).unique("_key", keep="first")
     if mapping.births:
-        path = next((files[s.lower()] for s in mapping.birth_files if s.lower() in files), None)
+        path = first_found(files, mapping.birth_files)
         if path is not None:
             out.births = read_text_table(path).select(
                 pl.col(mapping.births["patient"]).str.strip_chars().alias("patient_id"),
@@ -82,7 +88,7 @@ def read_tables(mapping, paths: list[str], contract: Contract) -> Read:  # type:
             )
     parts = []
     for table in mapping.tables.values():
-        path = next((files[s.lower()] for s in table.files if s.lower() in files), None)
+        path = first_found(files, table.files)
         if path is None:
             out.notes.append(f"no {table.name} table among the sources (looked for {', '.join(table.files)})")
             continue

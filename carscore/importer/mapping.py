@@ -192,6 +192,18 @@ def _parameters(r: FieldReader, doc: LDict, m: Mapping) -> None:
         m.device_max_carry_hours = float(value)
 
 
+def _lookup_table(r: FieldReader, doc: LDict, section: str, columns: tuple[str, ...]) -> tuple[dict[str, str], list[str]] | None:
+    """A section naming a lookup table: its files and the columns it reads."""
+    if section not in doc:
+        return None
+    spec = r.mapping(doc[section], f"'{section}'", doc)
+    if spec is None:
+        return None
+    r.fields(spec, {"files", *columns}, {"files", *columns}, f"'{section}'")
+    named = {k: str(v) for k, v in spec.items() if k != "files"}
+    return named, name_list(r, spec.get("files"), spec, f"'files' of '{section}'")
+
+
 def read_mapping(path: Path, columns: set[str]) -> Mapping:
     file = str(path)
     doc, _ = load_yaml_file(path, "mapping file")
@@ -233,18 +245,13 @@ def read_mapping(path: Path, columns: set[str]) -> Mapping:
         # a mapping that extends another adds codes to its sections and overrides only
         # the entries it names (one more LOINC code keeps all the preset's others)
         m.raw[section] = _merged(m.raw.get(section), doc[section], levels=2)
-    if "patients" in doc:
-        spec = r.mapping(doc["patients"], "'patients'", doc)
-        if spec is not None:
-            r.fields(spec, {"files", "key", "patient"}, {"files", "key", "patient"}, "'patients'")
-            m.patients = {k: str(v) for k, v in spec.items() if k != "files"}
-            m.patient_files = name_list(r, spec.get("files"), spec, "'files' of 'patients'")
-    if "births" in doc:
-        spec = r.mapping(doc["births"], "'births'", doc)
-        if spec is not None:
-            r.fields(spec, {"files", "patient", "birth_date"}, {"files", "patient", "birth_date"}, "'births'")
-            m.births = {k: str(v) for k, v in spec.items() if k != "files"}
-            m.birth_files = name_list(r, spec.get("files"), spec, "'files' of 'births'")
+    # lookup tables: each record's patient (through an encounter key), birth dates
+    found = _lookup_table(r, doc, "patients", ("key", "patient"))
+    if found:
+        m.patients, m.patient_files = found
+    found = _lookup_table(r, doc, "births", ("patient", "birth_date"))
+    if found:
+        m.births, m.birth_files = found
     tables = r.mapping(doc.get("tables", LDict()), "'tables'", doc) or {}
     for name, spec in tables.items():
         table = parse_table(r, str(name), spec, columns, m.tables.get(str(name)))
