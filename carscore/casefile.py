@@ -35,6 +35,7 @@ class CaseFile:
     path: Path
     rules: list[Path]
     cases: list[Case]
+    systems: list[str] | None = None  # graded beside ASTCT; None: those of the file's own rule files
 
 
 @dataclass
@@ -52,16 +53,21 @@ def read_case_file(path: Path) -> CaseFile:
     file = str(path)
     doc, _ = load_yaml_file(path, "case file")
     if not isinstance(doc, LDict) or not isinstance(doc.get("cases"), LList):
-        raise RuleErrors([RuleError("a case file is a mapping with 'cases' (a list) and optionally 'rules'", file, 1, 1)])
+        raise RuleErrors([RuleError("a case file is a mapping with 'cases' (a list) and optionally 'rules' and 'systems'", file, 1, 1)])
     rules = doc.get("rules") or []
     if isinstance(rules, str):
         rules = [rules]
+    systems = doc.get("systems")
+    if isinstance(systems, str):
+        systems = [systems]
+    if systems is not None and not (isinstance(systems, list) and all(isinstance(x, str) for x in systems)):
+        raise RuleErrors([RuleError("'systems' is a list of grading system ids (e.g. [lee2014, penn])", file, getattr(doc, "line", 1), 1)])
     cases = []
     for i, spec in enumerate(doc["cases"]):
         if not isinstance(spec, LDict) or "name" not in spec or "days" not in spec:
             raise RuleErrors([RuleError("each case needs a 'name' and its 'days'", file, getattr(spec, "line", 1), 1)])
         cases.append(Case(str(spec["name"]), file, i, _plain(spec)))
-    return CaseFile(path, [(path.parent / str(r)) for r in rules], cases)
+    return CaseFile(path, [(path.parent / str(r)) for r in rules], cases, [str(x) for x in systems] if systems is not None else None)
 
 
 def _plain(value: Any) -> Any:
@@ -162,20 +168,28 @@ def run_case(case: Case, engine: Any) -> Outcome:
     return outcome
 
 
-def engine_for(rules: list[Path], overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+def engine_for(rules: list[Path], overrides: dict[str, dict[str, Any]] | None = None, systems: list[str] | None = None) -> Any:
     from carscore.assess import load_engine
 
-    return load_engine(list(rules) or None, overrides=overrides or None)
+    return load_engine(list(rules) or None, overrides=overrides or None, systems=systems)
+
+
+def _systems_of(rules: list[Path]) -> list[str]:
+    """The grading systems the given rule files belong to (graded without being named)."""
+    from carscore.ruleset import read_rules
+
+    return sorted({rs.system for rs in read_rules(rules) if rs.system}) if rules else []
 
 
 def run_case_file(case_file: CaseFile, extra_rules: list[Path] | None = None) -> list[Outcome]:
     """Every case of a file, graded with the built-in rules plus the file's own
     rule files and ``extra_rules``; cases with parameter overrides get their own engine."""
     rules = [*case_file.rules, *(extra_rules or [])]
-    shared = engine_for(rules)
+    systems = case_file.systems if case_file.systems is not None else _systems_of(rules)
+    shared = engine_for(rules, systems=systems)
     outcomes = []
     for case in case_file.cases:
         overrides = case.spec.get("parameters")
-        engine = engine_for(rules, overrides) if overrides else shared
+        engine = engine_for(rules, overrides, systems) if overrides else shared
         outcomes.append(run_case(case, engine))
     return outcomes

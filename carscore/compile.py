@@ -35,6 +35,7 @@ from carscore.expr import (
 
 COURSE = "_course"
 DAY = "day"
+TIME = "time"
 
 NUM, BOOL, TEXT, ANY = "number", "boolean", "text", "any"
 LIST = "list"  # a list parameter: only after 'in'
@@ -296,7 +297,7 @@ class Compiler:
         spec = FUNCTIONS.get(node.func)
         if spec is None:
             raise self.fail(f"unknown function '{node.func}'; known: {', '.join(sorted(FUNCTIONS))}", node)
-        if self.row_level and node.func not in SAME_DAY_FUNCTIONS:
+        if self.row_level and node.func not in SAME_DAY_FUNCTIONS | ROW_TIMELINE_FUNCTIONS:
             raise self.fail(f"{node.func}() reads along the course; a row value reads one assessment (its own row) only", node)
         lo, hi = spec.arity
         if not lo <= len(node.args) <= hi:
@@ -335,8 +336,10 @@ FUNCTIONS: dict[str, Function] = {}
 # Functions that look at one day only; every other function reads along the
 # course's timeline and must see all of the course's days.
 SAME_DAY_FUNCTIONS = frozenset(
-    {"recorded", "any_recorded", "coalesce", "greatest", "least", "abs", "round", "if", "yes", "captured"}
+    {"recorded", "any_recorded", "coalesce", "greatest", "least", "abs", "round", "floor", "if", "yes", "captured"}
 )
+# functions a row value may call besides those: they read earlier rows only
+ROW_TIMELINE_FUNCTIONS = frozenset({"hours_held"})
 
 
 def reads_timeline(node: Node) -> bool:

@@ -16,15 +16,15 @@ from typing import Any
 import polars as pl
 
 from carscore.combine import combine_days, has_shared_days
-from carscore.compile import COURSE, DAY
+from carscore.compile import COURSE, DAY, TIME
 from carscore.contract import Contract, load_contract, with_inputs
 from carscore.errors import RuleError, RuleErrors
 from carscore.functions import captured_column
+from carscore.includes import resolve_includes
 from carscore.plan import Output, Plan, build_plan, column_symbol
 from carscore.ruleset import RuleSet
 
 FILE = "_file"
-TIME = "time"
 
 __all__ = ["Engine", "Output", "Plan", "column_symbol"]
 
@@ -38,7 +38,9 @@ class Engine:
         contract: Contract | None = None,
         overrides: dict[str, dict[str, Any]] | None = None,
     ):
-        self.rulesets = [self._override(rs, (overrides or {}).get(rs.id, {})) for rs in rulesets]
+        # libraries are merged into the rule sets that include them, before the
+        # overrides: a case or centre may change an included threshold per system
+        self.rulesets = [self._override(rs, (overrides or {}).get(rs.id, {})) for rs in resolve_includes(rulesets)]
         # the input columns rule sets declare join the contract: intake then reads them
         self.contract = with_inputs(contract or load_contract(), _declared_inputs(self.rulesets, contract or load_contract()))
         unknown = set(overrides or {}) - {rs.id for rs in self.rulesets}

@@ -17,6 +17,7 @@ import polars as pl
 
 from carscore.compile import (
     ANY,
+    TIME,
     BOOL,
     NUM,
     Compiled,
@@ -92,6 +93,12 @@ def _round(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, NUM)
     digits = c.constant_arg(n, 1)
     return combined(x.expr.cast(pl.Float64).round(int(digits)), NUM, x.level, x)  # type: ignore[arg-type]
+
+
+@function("floor", (1, 1), "the largest whole number not above x (completed years of age)")
+def _floor(c: Compiler, n: Call) -> Compiled:
+    x = c.arg(n, 0, NUM)
+    return combined(x.expr.cast(pl.Float64).floor(), NUM, x.level, x)
 
 
 @function("if", (3, 3), "if(condition, value when true, value otherwise)")
@@ -182,6 +189,26 @@ def _consecutive(c: Compiler, n: Call) -> Compiled:
 def _previous(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0)
     return combined(course_forward_fill(course_shift(x.expr)), x.type, "day", x, values=x.values, inexact=x.inexact)
+
+
+@function(
+    "hours_held",
+    (1, 1),
+    "hours_held(condition), in a row value: on a timed row where the condition holds, the hours since the first "
+    "timed row of its unbroken run (rows that do not record the condition neither extend nor end it); else blank",
+)
+def _hours_held(c: Compiler, n: Call) -> Compiled:
+    # criteria §6.0.4 step 2: durations of vasopressor support and of high doses
+    # from timed assessments, elapsed so far (earlier rows only, never later ones)
+    if not c.row_level:
+        raise c.fail("hours_held() reads the timed rows of the course: use it in a row value", n)
+    x = c.arg(n, 0, BOOL)
+    clock = day().cast(pl.Float64) * 24 + pl.col(TIME).cast(pl.Float64) / 3600
+    state = pl.when(clock.is_not_null()).then(x.expr)  # untimed rows do not count
+    before = course_shift(course_forward_fill(state))  # the last recorded state before this row
+    starts = state.fill_null(False) & ~before.fill_null(False)
+    started = course_forward_fill(pl.when(starts).then(clock))
+    return combined(pl.when(state.fill_null(False)).then(clock - started), NUM, "day", x)
 
 
 # -- reading later days too --

@@ -111,6 +111,11 @@ class RuleSet:
     # the grading system the rule set belongs to (astct, lee2014, ...): graded when
     # selected with --systems (astct always); rule sets without one always run
     system: str = ""
+    # a library holds definitions only (parameters, inputs, row values, let): it is
+    # never graded itself; a rule set that includes it grades with its own copy of
+    # them, read with that rule set's parameters (criteria §6.12)
+    library: bool = False
+    includes: tuple[str, ...] = ()
     sha256: str = ""  # of the bytes read, so a result names exactly the rules it used
     parameters: dict[str, Parameter] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)  # input columns it adds to the contract
@@ -160,6 +165,8 @@ def read_ruleset(path: Path) -> RuleSet:
             "citation",
             "description",
             "system",
+            "library",
+            "includes",
             "inputs",
             "parameters",
             "row_values",
@@ -184,6 +191,17 @@ def read_ruleset(path: Path) -> RuleSet:
         r.identifier(doc["id"], doc, "rule set id")
     if "system" in doc and r.identifier(doc["system"], doc, "system"):
         rs.system = str(doc["system"])
+    if "library" in doc:
+        if isinstance(doc["library"], bool):
+            rs.library = doc["library"]
+        else:
+            r.err("'library' must be true or false", doc["library"], doc)
+    if "includes" in doc:
+        names = doc["includes"]
+        if isinstance(names, LList) and all(isinstance(n, str) and r.identifier(n, names, "included rule set id") for n in names):
+            rs.includes = tuple(names)
+        else:
+            r.err("'includes' must be a list of rule set ids (libraries)", names, doc)
 
     params = r.mapping(doc.get("parameters", LDict()), "'parameters'", doc) if "parameters" in doc else None
     for name, spec in (params or {}).items():
@@ -264,6 +282,10 @@ def read_ruleset(path: Path) -> RuleSet:
             if expr:
                 rs.summary[key] = Summary(key, value=expr)
 
+    if rs.library:
+        graded = [k for k in ("system", "includes", "decisions", "flags", "summary") if k in doc]
+        for k in graded:
+            r.key_err(doc, k, f"a library holds definitions only (parameters, inputs, row_values, let): '{k}' is not allowed")
     if r.errors:
         raise RuleErrors(r.errors)
     return rs

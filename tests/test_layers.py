@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"errors", "numbers", "yamlpos", "yamlsafe", "expr", "rulefile", "contract"},
     ),
     ("the rule language", {"compile", "functions", "timeline", "kernels", "ruleset"}),
-    ("the engine", {"plan", "decisions", "combine", "engine"}),
+    ("the engine", {"includes", "plan", "decisions", "combine", "engine"}),
     (
         "reading patient data",
         {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer"},
