@@ -53,7 +53,9 @@ def read_case_file(path: Path) -> CaseFile:
     file = str(path)
     doc, _ = load_yaml_file(path, "case file")
     if not isinstance(doc, LDict) or not isinstance(doc.get("cases"), LList):
-        raise RuleErrors([RuleError("a case file is a mapping with 'cases' (a list) and optionally 'rules' and 'systems'", file, 1, 1)])
+        raise RuleErrors(
+            [RuleError("a case file is a mapping with 'cases' (a list) and optionally 'rules' and 'systems'", file, 1, 1)]
+        )
     rules = doc.get("rules") or []
     if isinstance(rules, str):
         rules = [rules]
@@ -61,13 +63,17 @@ def read_case_file(path: Path) -> CaseFile:
     if isinstance(systems, str):
         systems = [systems]
     if systems is not None and not (isinstance(systems, list) and all(isinstance(x, str) for x in systems)):
-        raise RuleErrors([RuleError("'systems' is a list of grading system ids (e.g. [lee2014, penn])", file, getattr(doc, "line", 1), 1)])
+        raise RuleErrors(
+            [RuleError("'systems' is a list of grading system ids (e.g. [lee2014, penn])", file, getattr(doc, "line", 1), 1)]
+        )
     cases = []
     for i, spec in enumerate(doc["cases"]):
         if not isinstance(spec, LDict) or "name" not in spec or "days" not in spec:
             raise RuleErrors([RuleError("each case needs a 'name' and its 'days'", file, getattr(spec, "line", 1), 1)])
         cases.append(Case(str(spec["name"]), file, i, _plain(spec)))
-    return CaseFile(path, [(path.parent / str(r)) for r in rules], cases, [str(x) for x in systems] if systems is not None else None)
+    return CaseFile(
+        path, [(path.parent / str(r)) for r in rules], cases, [str(x) for x in systems] if systems is not None else None
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -17,9 +17,9 @@ import polars as pl
 
 from carscore.compile import (
     ANY,
-    TIME,
     BOOL,
     NUM,
+    TIME,
     Compiled,
     Compiler,
     _level,

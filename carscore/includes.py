@@ -31,7 +31,11 @@ def resolve_includes(rulesets: list[RuleSet]) -> list[RuleSet]:
             library = libraries.get(name)
             if library is None:
                 known = ", ".join(sorted(libraries)) or "none loaded"
-                errors.append(RuleError(f"rule set '{rs.id}' includes '{name}', which is not a library in use (libraries: {known})", rs.file, 1, 1))
+                errors.append(
+                    RuleError(
+                        f"rule set '{rs.id}' includes '{name}', which is not a library in use (libraries: {known})", rs.file, 1, 1
+                    )
+                )
                 continue
             merged = _merge(merged, library, errors)
         out.append(merged)
