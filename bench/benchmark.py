@@ -86,12 +86,12 @@ def _pandas_long(path: str) -> int:
 def _cohort(path: str) -> int:
     from carscore import report
     from carscore.assess import assess_intake, load_engine
-    from carscore.cohort import cohort_statistics
+    from carscore.cohort import cohort_of
     from carscore.intake import read_paths
 
     engine = load_engine()
     graded = assess_intake(read_paths([path], engine.contract), engine, reasons=False)
-    stats = cohort_statistics(report.summary_rows(graded))
+    stats = cohort_of(graded)
     doc = report.build_document(graded, include_days=False, cohort=stats)
     Path(path).with_suffix(".result.json").write_text(json.dumps(doc))
     return graded.days.height

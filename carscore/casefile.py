@@ -187,11 +187,16 @@ def _systems_of(rules: list[Path]) -> list[str]:
     return sorted({rs.system for rs in read_rules(rules) if rs.system}) if rules else []
 
 
+def case_systems(case_file: CaseFile, rules: list[Path]) -> list[str]:
+    """The systems a case file grades beside ASTCT: those it names, else those of its rule files."""
+    return case_file.systems if case_file.systems is not None else _systems_of(rules)
+
+
 def run_case_file(case_file: CaseFile, extra_rules: list[Path] | None = None) -> list[Outcome]:
     """Every case of a file, graded with the built-in rules plus the file's own
     rule files and ``extra_rules``; cases with parameter overrides get their own engine."""
     rules = [*case_file.rules, *(extra_rules or [])]
-    systems = case_file.systems if case_file.systems is not None else _systems_of(rules)
+    systems = case_systems(case_file, rules)
     shared = engine_for(rules, systems=systems)
     outcomes = []
     for case in case_file.cases:

@@ -13,6 +13,8 @@ import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from carscore.presentation import COHORT_RATES
+
 RESPONSES = ("CR", "CRi")
 
 
@@ -48,22 +50,12 @@ def _describe(values: list[float]) -> dict[str, Any]:
 
 
 # Each cohort rate: (numerator condition, denominator condition), over course summaries.
+# Grade rates (any grade, grade >= 3) come from the rule sets' grade outputs instead.
 def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dict], bool]]]:
-    def grade_at_least(key: str, g: int) -> Callable[[dict], bool]:
-        return lambda s: s.get(key) is not None and s[key] >= g
-
     everyone: Callable[[dict], bool] = lambda s: True  # noqa: E731
     responder: Callable[[dict], bool] = lambda s: s.get("best_bm_response") in RESPONSES  # noqa: E731
     cns_involved: Callable[[dict], bool] = lambda s: s.get("cns_status_baseline") in ("CNS-2", "CNS-3")  # noqa: E731
-    # a toxicity rate counts the courses in which that toxicity could be graded:
-    # a course with no neurological data is not a course without ICANS
-    crs_graded: Callable[[dict], bool] = lambda s: s.get("crs_max_grade") is not None  # noqa: E731
-    icans_graded: Callable[[dict], bool] = lambda s: s.get("icans_max_grade") is not None  # noqa: E731
     return {
-        "crs_any": (grade_at_least("crs_max_grade", 1), crs_graded),
-        "crs_grade3plus": (grade_at_least("crs_max_grade", 3), crs_graded),
-        "icans_any": (grade_at_least("icans_max_grade", 1), icans_graded),
-        "icans_grade3plus": (grade_at_least("icans_max_grade", 3), icans_graded),
         "orr": (responder, everyone),
         "cr": (lambda s: s.get("best_bm_response") == "CR", everyone),
         "mrd_negative_remission": (lambda s: s.get("mrd_negative_remission") is True, everyone),
@@ -79,37 +71,43 @@ def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dic
 RATE_KEYS = list(_rate_definitions())
 
 
-_SYSTEM_MAX_GRADE = re.compile(r"^([a-z]+)_max_grade(_[a-z0-9_]+)?$")
+_MAX_GRADE = re.compile(r"^([a-z][a-z0-9]*)_max_grade(_[a-z0-9_]+)?$")
 
 
-def _system_grades(summaries: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-    """Summary keys of other systems' maximum grades: key -> (toxicity, _<system> or '')."""
-    keys = {k for s in summaries for k in s} - {"crs_max_grade", "icans_max_grade"}
-    found = {}
-    for key in sorted(keys):
-        m = _SYSTEM_MAX_GRADE.match(key)
-        if m:
-            found[key] = (m.group(1), m.group(2) or "")
-    return found
+def grade_patterns_of(summaries: list[dict[str, Any]]) -> list[str]:
+    """Key patterns ("crs_*", "crs_*_lee2014") of the maximum grades among the
+    summary keys, for summaries that come without their rule sets."""
+    keys = sorted({k for s in summaries for k in s})
+    return [f"{m.group(1)}_*{m.group(2) or ''}" for m in map(_MAX_GRADE.match, keys) if m]
 
 
-def cohort_statistics(summaries: list[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+def cohort_statistics(
+    summaries: list[dict[str, Any]], confidence: float = 0.95, grades: list[str] | None = None
+) -> dict[str, Any]:
+    """Rates with Wilson intervals over the courses. ``grades`` are the key
+    patterns of the graded outputs (presentation.OutputView.summaries, e.g.
+    "crs_*", "crs_*_lee2014"); without them they are found among the summary keys."""
     out: dict[str, Any] = {"n_patients": len(summaries), "confidence": confidence}
+    for pattern in grades if grades is not None else grade_patterns_of(summaries):
+        key = pattern.replace("*", "max_grade", 1)
+        # a toxicity rate counts the courses in which that toxicity could be graded:
+        # a course with no neurological data is not a course without ICANS
+        graded = [s for s in summaries if s.get(key) is not None]
+        for name, least in COHORT_RATES:
+            out[pattern.replace("*", name, 1)] = rate(sum(1 for s in graded if s[key] >= least), len(graded), confidence)
+        out[pattern.replace("*", "grades", 1)] = _distribution(s.get(key) for s in summaries)
+        onset_key, days_key = pattern.replace("*", "onset_day", 1), pattern.replace("*", "days", 1)
+        out[onset_key] = _describe([s[onset_key] for s in summaries if s.get(onset_key) is not None])
+        out[days_key] = _describe([s[days_key] for s in summaries if s.get(days_key) and s.get(onset_key) is not None])
     for key, (numerator, denominator) in _rate_definitions().items():
         pool = [s for s in summaries if denominator(s)]
         out[key] = rate(sum(1 for s in pool if numerator(s)), len(pool), confidence)
-    out["crs_grades"] = _distribution(s.get("crs_max_grade") for s in summaries)
-    out["icans_grades"] = _distribution(s.get("icans_max_grade") for s in summaries)
-    for key, (toxicity, system) in _system_grades(summaries).items():
-        # every other grading system's course maximum (contract §5): crs_max_grade_<id> gives
-        # crs_any_<id>, crs_grade3plus_<id> and crs_grades_<id>, over the courses it could grade
-        graded = [s for s in summaries if s.get(key) is not None]
-        for name, least in (("any", 1), ("grade3plus", 3)):
-            out[f"{toxicity}_{name}{system}"] = rate(sum(1 for s in graded if s[key] >= least), len(graded), confidence)
-        out[f"{toxicity}_grades{system}"] = _distribution(s.get(key) for s in summaries)
-    for tox in ("crs", "icans"):
-        out[f"{tox}_onset_day"] = _describe([s[f"{tox}_onset_day"] for s in summaries if s.get(f"{tox}_onset_day") is not None])
-        out[f"{tox}_days"] = _describe(
-            [s[f"{tox}_days"] for s in summaries if s.get(f"{tox}_days") and s.get(f"{tox}_onset_day") is not None]
-        )
     return out
+
+
+def cohort_of(assessment: Any, confidence: float = 0.95) -> dict[str, Any]:
+    """The cohort statistics of an assessment, with a rate for every grade its rule sets declare."""
+    from carscore.presentation import grade_views
+    from carscore.report import summary_rows
+
+    return cohort_statistics(summary_rows(assessment), confidence, [v.summaries for v in grade_views(assessment.rulesets)])

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
+from carscore.presentation import OutputView, read_outputs, standard_summaries
 from carscore.rulefile import Expression, FieldReader, Source, Template, load_yaml_file
 from carscore.yamlsafe import LDict, LList
 
@@ -125,6 +126,7 @@ class RuleSet:
     decisions: list[Decision] = field(default_factory=list)
     flags: dict[str, Flag] = field(default_factory=dict)
     summary: dict[str, Summary] = field(default_factory=dict)
+    presentation: dict[str, OutputView] = field(default_factory=dict)  # how each output is shown
 
     @property
     def outputs(self) -> list[str]:
@@ -174,6 +176,7 @@ def read_ruleset(path: Path) -> RuleSet:
             "decisions",
             "flags",
             "summary",
+            "outputs",
         },
         {"id", "title", "version", "citation"},
         "the rule set",
@@ -282,13 +285,37 @@ def read_ruleset(path: Path) -> RuleSet:
             if expr:
                 rs.summary[key] = Summary(key, value=expr)
 
+    if "outputs" in doc:
+        _read_presentation(r, doc, rs)
     if rs.library:
-        graded = [k for k in ("system", "includes", "decisions", "flags", "summary") if k in doc]
+        graded = [k for k in ("system", "includes", "decisions", "flags", "summary", "outputs") if k in doc]
         for k in graded:
             r.key_err(doc, k, f"a library holds definitions only (parameters, inputs, row_values, let): '{k}' is not allowed")
     if r.errors:
         raise RuleErrors(r.errors)
     return rs
+
+
+def _read_presentation(r: FieldReader, doc: LDict, rs: RuleSet) -> None:
+    """The outputs' presentation, and the standard summaries of each grade that asks for them."""
+    rs.presentation = read_outputs(r, doc)
+    decided = set(rs.outputs)
+    at = doc["outputs"]
+    for name, view in rs.presentation.items():
+        line, col = at.key_at.get(name, (at.line, at.col)) if isinstance(at, LDict) else (1, 1)
+        if name not in decided:
+            r.errors.append(RuleError(f"output '{name}' is not decided by any decision of this rule set", rs.file, line, col))
+            continue
+        if not view.summaries:
+            continue
+        for key, expr in standard_summaries(view, rs.file, line, col).items():
+            if key in rs.summary:
+                r.errors.append(
+                    RuleError(
+                        f"summary '{key}' comes from the outputs' 'summaries' pattern: do not write it too", rs.file, line, col
+                    )
+                )
+            rs.summary[key] = Summary(key, value=expr)
 
 
 def _read_decision(r: FieldReader, item: Any, require_outputs: bool, default_output: str = "") -> Decision | None:

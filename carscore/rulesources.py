@@ -102,6 +102,14 @@ def describe(rulesets: list[RuleSet], builtin: list[RuleSet]) -> dict[str, RuleS
     return out
 
 
+def library_sources(rules: list[str | Path] | None) -> list[tuple[RuleSet, RuleSetSource]]:
+    """The libraries among the built-in rule sets and the given files, and where each comes from."""
+    builtin = builtin_rulesets()
+    libraries = [rs for rs in combine(rules, builtin) if rs.library]
+    described = describe(libraries, builtin)
+    return [(rs, described[rs.id]) for rs in libraries]
+
+
 def changed_parameters(rs: RuleSet, reference: RuleSet) -> dict[str, dict[str, Any]]:
     """Every parameter whose value differs from the built-in rule set (a parameter
     only one of them has counts too: the other side is null)."""

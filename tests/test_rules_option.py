@@ -42,7 +42,13 @@ def cli(*args: str, width: int = 160) -> Any:
 
 
 def builtin_ids() -> list[str]:
-    return [rs.id for rs in read_rules([builtin_rules_dir()])]
+    """Every built-in rule set (libraries are listed apart)."""
+    return [rs.id for rs in read_rules([builtin_rules_dir()]) if not rs.library]
+
+
+def default_ids() -> list[str]:
+    """The built-in rule sets graded by default: those of ASTCT and those of no grading system."""
+    return [rs.id for rs in read_rules([builtin_rules_dir()]) if not rs.library and rs.system in ("", "astct")]
 
 
 def builtin_value(file: str, parameter: str) -> Any:
@@ -100,7 +106,7 @@ def test_one_rule_file_adds_to_the_builtin_rule_sets(tmp_path: Path, monkeypatch
     doc = json.loads(result.stdout)
 
     # every built-in rule set still ran: the same CRS grades as without --rules
-    assert [rs["id"] for rs in doc["rulesets"]] == builtin_ids()
+    assert [rs["id"] for rs in doc["rulesets"]] == default_ids()
     assert [d["crs_grade"] for d in graded(doc).values()] == [d["crs_grade"] for d in graded(default).values()]
     assert graded(doc)[1]["crs_grade"] == 1
     # and the user's thresholds replaced the built-in ones
@@ -156,7 +162,7 @@ def test_a_folder_replaces_the_builtins_it_holds_and_adds_the_rest(tmp_path: Pat
     result = cli("grade", str(data), "-f", "json", "--rules", str(folder))
     assert result.exit_code == EXIT_OK, result.stderr
     doc = json.loads(result.stdout)
-    assert [rs["id"] for rs in doc["rulesets"]] == [*builtin_ids(), "extra"]
+    assert [rs["id"] for rs in doc["rulesets"]] == [*default_ids(), "extra"]
     days = graded(doc)
     assert days[1]["crs_grade"] == 0, "38.2 °C is no fever with the user's 38.5 threshold"
     assert "warm_day" in days[1]["flags"], "the added rule set ran"
@@ -176,7 +182,7 @@ def test_the_same_rule_file_given_twice_is_used_once(tmp_path: Path) -> None:
     data = write_rows(tmp_path / "p.csv", ROWS)
     result = cli("grade", str(data), "-f", "json", "--rules", str(mine), "--rules", str(tmp_path))
     assert result.exit_code == EXIT_OK, result.stderr
-    assert [rs["id"] for rs in json.loads(result.stdout)["rulesets"]] == [*builtin_ids(), "extra"]
+    assert [rs["id"] for rs in json.loads(result.stdout)["rulesets"]] == [*default_ids(), "extra"]
 
 
 def test_two_files_with_one_id_is_a_usage_error(tmp_path: Path) -> None:
@@ -315,4 +321,4 @@ def test_validate_checks_a_file_together_with_the_builtins(tmp_path: Path) -> No
     assert result.exit_code == EXIT_OK, result.stderr
     lines = result.stdout.splitlines()
     assert f"ok  {mine}  (extra 1, added)" in lines
-    assert len(lines) == len(builtin_ids()) + 1
+    assert len(lines) == len(builtin_ids()) + 1 + len([rs for rs in read_rules([builtin_rules_dir()]) if rs.library])

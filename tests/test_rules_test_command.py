@@ -143,5 +143,5 @@ def test_a_grading_system_is_graded_only_when_selected(tmp_path: Path) -> None:
         days = chosen["patients"][0]["days"]
         assert [d["crs_grade_demo"] for d in days] == [3, 0]
         assert [d["crs_grade"] for d in days] == [2, 0]  # ASTCT is always graded, and unchanged
-    unknown = runner.invoke(app, ["grade", str(data), "--systems", "lee2014"])
-    assert unknown.exit_code == 2 and "no grading system 'lee2014'" in unknown.stderr
+    unknown = runner.invoke(app, ["grade", str(data), "--systems", "no_such_system"])
+    assert unknown.exit_code == 2 and "no grading system 'no_such_system'" in unknown.stderr

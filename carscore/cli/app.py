@@ -206,9 +206,8 @@ def cohort(
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
     stdin, engine = _start(paths, output, rules, systems)
 
-    from carscore import report
     from carscore.assess import assess_intake
-    from carscore.cohort import cohort_statistics
+    from carscore.cohort import cohort_of
 
     import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
     if source_format is None and sys.stderr is not None and sys.stderr.isatty():
@@ -219,7 +218,7 @@ def cohort(
     else:
         intake = read_input(paths, engine, stdin, *import_options)
     assessment = assess_intake(intake, engine, reasons=days)
-    stats = cohort_statistics(report.summary_rows(assessment), confidence)
+    stats = cohort_of(assessment, confidence)
 
     def render(a: Any, console: Any) -> None:
         from carscore.cli.render import render_cohort
@@ -317,7 +316,7 @@ def rules_list(rules: RulesOption = None) -> None:
     from carscore.cli.rules_view import render_rules_list
     from carscore.rulesources import sources_of
 
-    engine = _engine(rules)
+    engine = _engine(rules, "all")
     with stdout_errors():
         render_rules_list(engine.rulesets, sources_of(engine), stdout_console())
 
@@ -333,7 +332,7 @@ def rules_show(
     from carscore.cli.rules_view import render_ruleset
     from carscore.rulesources import sources_of
 
-    engine = _engine(rules)
+    engine = _engine(rules, "all")
     for rs in engine.rulesets:
         if rs.id == ruleset_id:
             with stdout_errors():
@@ -382,15 +381,19 @@ def rules_validate(
     The files are checked as --rules uses them: together with the built-in
     rule sets, a rule set with the id of a built-in one in its place."""
     from carscore.cli.console import printable
-    from carscore.rulesources import sources_of
+    from carscore.rulesources import library_sources, sources_of
 
-    engine = _engine(paths)
+    # every grading system is compiled, with the libraries it includes
+    engine = _engine(paths, "all")
     sources = sources_of(engine)
     lines = []
     for rs in engine.rulesets:
         src = sources[rs.id]
         origin = "" if src.builtin else (", replaces the built-in" if src.replaces_builtin else ", added")
         lines.append(printable(f"ok  {src.path}  ({rs.id} {rs.version}{origin})") + "\n")
+    for library, src in library_sources(paths):
+        users = ", ".join(rs.id for rs in engine.rulesets if library.id in rs.includes) or "no rule set"
+        lines.append(printable(f"ok  {src.path}  ({library.id} {library.version}, library included by {users})") + "\n")
     to_stdout("".join(lines).encode("utf-8"))
 
 

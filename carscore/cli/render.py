@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carscore.cli.console import literal, message, printable
+from carscore.presentation import OutputView, Shown, shown
 
 if TYPE_CHECKING:
     pass
@@ -92,12 +93,12 @@ def sparkline(points: list[tuple[int, float]], threshold: float | None, loss_day
     return text
 
 
-def _reasons(day: dict[str, Any]) -> Text:
+def _reasons(day: dict[str, Any], shown: Shown) -> Text:
     text = Text()
-    labels = {"crs": "CRS", "icans": "ICANS", "cns": "CNS", "bm": "marrow", "mrd": "MRD"}
+    labels = shown.reason_labels
     first = True
     for key, value in day["reasons"].items():
-        if not value or (key in ("crs", "icans") and _is_quiet(key, day)):
+        if not value or _is_quiet(key, day, shown):
             continue
         if not first:
             text.append("\n")
@@ -107,13 +108,17 @@ def _reasons(day: dict[str, Any]) -> Text:
     return text
 
 
-def _is_quiet(key: str, day: dict[str, Any]) -> bool:
-    """Grade 0 days without anything notable: the table already says 0."""
-    grade = day.get(f"{key}_grade")
+def _is_quiet(key: str, day: dict[str, Any], shown: Shown) -> bool:
+    """Days a grade's rule set calls quiet (grade 0 with nothing notable, or
+    not assessable): the table already says it."""
+    view = shown.graded_reasons.get(key)
+    if view is None:
+        return False
+    grade = day.get(view.name)
     reason = day["reasons"].get(key) or ""
     if grade is None:
         return reason.startswith("not assessable")
-    return grade == 0 and reason.startswith(("no fever, no hypotension, no hypoxia", "no ICANS", "before the infusion"))
+    return grade == 0 and reason.startswith(view.quiet) if view.quiet else False
 
 
 def render_grade(a: Any, console: Console) -> None:
@@ -123,23 +128,24 @@ def render_grade(a: Any, console: Console) -> None:
     summaries = report.summary_rows(a)
     if not summaries:
         message("No course could be assessed.", "bold red")
+    view = shown(a.rulesets)
     inline = console.width >= INLINE_REASONS_MIN_WIDTH
     for s in summaries:
         days = days_by_course.get(s["_course"], [])
-        console.print(_course_table(s, days, inline))
+        console.print(_course_table(s, days, view, inline))
         if not inline:
-            console.print(_reason_list(days))
-        console.print(_summary_panel(s, days, a, s["_course"]))
+            console.print(_reason_list(days, view))
+        console.print(_summary_panel(s, days, a, s["_course"], view))
 
 
 # below this width the reasons follow the table as wrapped text instead of a column
 INLINE_REASONS_MIN_WIDTH = 110
 
 
-def _reason_list(days: list[dict[str, Any]]) -> Text:
+def _reason_list(days: list[dict[str, Any]], shown: Shown) -> Text:
     text = Text()
     for d in days:
-        why = _reasons(d)
+        why = _reasons(d, shown)
         if not why.plain:
             continue
         text.append(f"Day {d['day']}\n", style="bold")
@@ -151,7 +157,7 @@ def _reason_list(days: list[dict[str, Any]]) -> Text:
     return text
 
 
-def _course_table(s: dict[str, Any], days: list[dict[str, Any]], inline: bool = True) -> Table:
+def _course_table(s: dict[str, Any], days: list[dict[str, Any]], shown: Shown, inline: bool = True) -> Table:
     title = literal(s["patient_id"], "bold")
     title.append(f" · infusion {s['infusion']}  (")
     title.append(printable(s["file"]))
@@ -164,41 +170,45 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]], inline: bool = 
         expand=False,
     )
     table.add_column("Day", justify="right")
-    table.add_column("CRS", justify="center")
-    table.add_column("ICANS", justify="center")
-    table.add_column("CNS", justify="center")
-    table.add_column("Marrow", justify="center")
-    table.add_column("MRD", justify="center")
+    for view in shown.columns:
+        table.add_column(view.label, justify="center")
     table.add_column("Flags", max_width=20 if inline else None, overflow="fold")
     if inline:
         table.add_column("Why", overflow="fold", ratio=1, min_width=40)
     for d in days:
-        cns = d.get("cns_substatus") or d.get("cns_status")
         table.add_row(
             str(d["day"]),
-            _grade(d.get("crs_grade")),
-            _grade(d.get("icans_grade")),
-            _class(cns),
-            _class(d.get("bm_response")),
-            _bool(d.get("mrd_negative")),
+            *(_cell(view, d) for view in shown.columns),
             literal(", ".join(d["flags"]), "magenta"),
-            *([_reasons(d)] if inline else []),
+            *([_reasons(d, shown)] if inline else []),
         )
     return table
 
 
-def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course: int) -> Panel:
+def _cell(view: OutputView, day: dict[str, Any]) -> Text:
+    value = day.get(view.name)
+    if value is None and view.fallback:
+        value = day.get(view.fallback)
+    if view.kind == "grade":
+        return _grade(value)
+    if view.kind == "flag":
+        return _bool(value)
+    return _class(value)
+
+
+def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course: int, shown: Shown) -> Panel:
     tox = Table.grid(padding=(0, 2))
     tox.add_column(style="bold")
     tox.add_column()
-    for name, key in (("CRS", "crs"), ("ICANS", "icans")):
-        mx = s.get(f"{key}_max_grade")
+    for view in shown.grades:
         line = Text()
         line.append("max grade ")
-        line.append_text(_grade(mx))
-        if s.get(f"{key}_onset_day") is not None:
-            line.append(f"  onset day {s[f'{key}_onset_day']}, last day {s[f'{key}_last_day']}, {s[f'{key}_days']} day(s)")
-        tox.add_row(name, line)
+        line.append_text(_grade(s.get(view.summary_key("max_grade"))))
+        onset = s.get(view.summary_key("onset_day"))
+        if onset is not None:
+            last, count = s.get(view.summary_key("last_day")), s.get(view.summary_key("days"))
+            line.append(f"  onset day {onset}, last day {last}, {count} day(s)")
+        tox.add_row(view.label, line)
     tox.add_row(
         "Treatment",
         f"tocilizumab from day {_day_or_dash(s.get('tocilizumab_first_day'))}, "
@@ -346,20 +356,17 @@ def _ranges(ds: list[int]) -> str:
     return ", ".join(parts)
 
 
-COHORT_COURSE_COLUMNS = (
-    "Patient", "Inf.", "CRS max", "CRS onset", "ICANS max", "Toci day", "Best marrow",
-    "MRD-neg", "CNS base", "CNS remission", "Relapse", "Cmax", "CAR loss",
-)  # fmt: skip
+# the course columns around the grades, which come from the rule sets' outputs
+COHORT_BEFORE = ("Patient", "Inf.")
+COHORT_AFTER = ("Toci day", "Best marrow", "MRD-neg", "CNS base", "CNS remission", "Relapse", "Cmax", "CAR loss")
+COHORT_COMPACT = ("Patient", "Inf.", "Best marrow", "CNS remission", "Relapse")
 
 
-def _course_cells(s: dict[str, Any]) -> dict[str, Any]:
+def _course_cells(s: dict[str, Any], grades: tuple[OutputView, ...]) -> dict[str, Any]:
     relapse = s.get("bm_relapse_day") if s.get("bm_relapse_day") is not None else s.get("cns_relapse_day")
-    return {
+    cells = {
         "Patient": literal(s["patient_id"]),
         "Inf.": str(s["infusion"]),
-        "CRS max": _grade(s.get("crs_max_grade")),
-        "CRS onset": _day_or_dash(s.get("crs_onset_day")),
-        "ICANS max": _grade(s.get("icans_max_grade")),
         "Toci day": _day_or_dash(s.get("tocilizumab_first_day")),
         "Best marrow": _class(s.get("best_bm_response")),
         "MRD-neg": _bool(True) if s.get("mrd_negative_remission") else Text("–", style="dim"),
@@ -369,6 +376,19 @@ def _course_cells(s: dict[str, Any]) -> dict[str, Any]:
         "Cmax": _num(s.get("car_cmax")),
         "CAR loss": _day_or_dash(s.get("car_loss_day")),
     }
+    for i, view in enumerate(grades):
+        cells[f"{view.label} max"] = _grade(s.get(view.summary_key("max_grade")))
+        if i == 0:  # the reference grade's onset
+            cells[f"{view.label} onset"] = _day_or_dash(s.get(view.summary_key("onset_day")))
+    return cells
+
+
+def _cohort_columns(grades: tuple[OutputView, ...], wide: bool) -> list[str]:
+    graded = [f"{v.label} max" for v in grades]
+    if not wide:
+        return [*COHORT_COMPACT[:2], *graded, *COHORT_COMPACT[2:]]
+    onset = [f"{grades[0].label} onset"] if grades else []
+    return [*COHORT_BEFORE, *graded[:1], *onset, *graded[1:], *COHORT_AFTER]
 
 
 # a long patient id wraps inside its column instead of squeezing the others
@@ -381,8 +401,8 @@ def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
     rows = report.summary_rows(a)
     t = Table(title=f"Courses assessed: {len(rows)}", title_justify="left", box=box.SIMPLE_HEAVY)
     wide = console.width >= INLINE_REASONS_MIN_WIDTH
-    compact = ("Patient", "Inf.", "CRS max", "ICANS max", "Best marrow", "CNS remission", "Relapse")
-    names = COHORT_COURSE_COLUMNS if wide else compact
+    grades = shown(a.rulesets).grades
+    names = _cohort_columns(grades, wide)
     for name in names:
         if name == "Patient":
             t.add_column(name, overflow="fold", min_width=PATIENT_COLUMN_MIN_WIDTH, max_width=PATIENT_COLUMN_MAX_WIDTH)
@@ -390,12 +410,12 @@ def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
             t.add_column(name)
     limit = 200
     for s in rows[:limit]:
-        cells = _course_cells(s)
+        cells = _course_cells(s, grades)
         t.add_row(*(cells[n] for n in names))
     if len(rows) > limit:
         t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
     console.print(t)
-    console.print(cohort_table(stats))
+    console.print(cohort_table(stats, grades))
 
 
 COHORT_LABELS = {
@@ -404,30 +424,32 @@ COHORT_LABELS = {
     "mrd_negative_remission": "MRD-negative remission",
     "cns_remission": "CNS remission (CNS-2/3 at baseline)",
     "relapse": "Relapse, marrow or CNS (among responders)",
-    "crs_any": "CRS, any grade",
-    "crs_grade3plus": "CRS, grade ≥ 3",
-    "icans_any": "ICANS, any grade",
-    "icans_grade3plus": "ICANS, grade ≥ 3",
 }
 
 
-def cohort_table(stats: dict[str, Any]) -> Table:
+def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = ()) -> Table:
     level = round(stats.get("confidence", 0.95) * 100)
     t = Table(title=f"Cohort outcomes (N = {stats['n_patients']})", title_justify="left", box=box.SIMPLE_HEAVY)
     t.add_column("Outcome")
     t.add_column("n/N", justify="right")
     t.add_column("%", justify="right")
     t.add_column(f"{level} % CI (Wilson)", justify="right")
-    for key, label in COHORT_LABELS.items():
+    rates = [(key, label) for key, label in COHORT_LABELS.items() if key in stats]
+    for view in grades:
+        rates += [
+            (view.summary_key("any"), f"{view.label}, any grade"),
+            (view.summary_key("grade3plus"), f"{view.label}, grade ≥ 3"),
+        ]
+    for key, label in rates:
         r = stats[key]
         pct = "–" if r["rate"] is None else f"{100 * r['rate']:.1f}"
         ci = "–" if r["ci_low"] is None else f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}"
         t.add_row(label, f"{r['count']}/{r['n']}", pct, ci)
-    for tox in ("crs", "icans"):
-        dist = stats[f"{tox}_grades"]
-        t.add_row(f"{tox.upper()} maximum grade 0/1/2/3/4/5", "/".join(str(dist[str(g)]) for g in range(6)), "", "")
-        onset, dur = stats[f"{tox}_onset_day"], stats[f"{tox}_days"]
+    for view in grades:
+        dist = stats[view.summary_key("grades")]
+        t.add_row(f"{view.label} maximum grade 0/1/2/3/4/5", "/".join(str(dist[str(g)]) for g in range(6)), "", "")
+        onset, dur = stats[view.summary_key("onset_day")], stats[view.summary_key("days")]
         if onset["n"]:
-            t.add_row(f"{tox.upper()} onset day, median (range)", "", f"{onset['median']:g}", f"{onset['min']}–{onset['max']}")
-            t.add_row(f"{tox.upper()} days, median (range)", "", f"{dur['median']:g}", f"{dur['min']}–{dur['max']}")
+            t.add_row(f"{view.label} onset day, median (range)", "", f"{onset['median']:g}", f"{onset['min']}–{onset['max']}")
+            t.add_row(f"{view.label} days, median (range)", "", f"{dur['median']:g}", f"{dur['min']}–{dur['max']}")
     return t

@@ -1,0 +1,139 @@
+"""How a rule set's outputs are shown and summarised, read from its ``outputs:``.
+
+A rule set declares, for each day output it decides, what kind of value it is
+(a grade 0-5, a class, a yes/no flag) and its label. A grade may ask for the
+standard grade summaries by a key pattern: ``summaries: "crs_*_lee2014"``
+gives ``crs_max_grade_lee2014``, ``crs_onset_day_lee2014``,
+``crs_last_day_lee2014`` and ``crs_days_lee2014`` (contract §5), and the
+cohort gives ``crs_any_lee2014``, ``crs_grade3plus_lee2014`` and
+``crs_grades_lee2014`` from them. The command line renders tables, summary
+panels and cohort rates from these declarations and names no rule set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from carscore.expr import parse
+from carscore.rulefile import Expression, FieldReader, Source
+from carscore.yamlsafe import LDict
+
+KINDS = ("grade", "class", "flag")
+# the standard summaries of a grade, by the word that replaces "*" in the pattern
+GRADE_SUMMARIES = ("max_grade", "onset_day", "last_day", "days")
+# the cohort figures of a grade: rates over the courses it could grade, and the distribution
+COHORT_RATES = (("any", 1), ("grade3plus", 3))
+
+
+@dataclass(frozen=True)
+class OutputView:
+    name: str  # the day output key
+    kind: str  # grade | class | flag
+    label: str  # column heading and name in summaries
+    summaries: str = ""  # key pattern with "*" (grades), e.g. "crs_*_lee2014"
+    counted_from: str | float = 0  # summaries count the days from this day (a parameter name or a number)
+    table: bool = True  # shown as a column of the day table
+    fallback: str = ""  # another output shown in its place when this one is blank
+    quiet: tuple[str, ...] = ()  # reason openings the day table leaves out: the grade already says it
+
+    def summary_key(self, word: str) -> str:
+        return self.summaries.replace("*", word, 1)
+
+
+def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
+    specs = r.mapping(doc["outputs"], "'outputs'", doc)
+    views: dict[str, OutputView] = {}
+    for name, spec in (specs or {}).items():
+        if not r.identifier(name, spec, "output name"):
+            continue
+        if not isinstance(spec, LDict):
+            r.key_err(specs, name, f"output '{name}' needs 'kind' and 'label'")
+            continue
+        what = f"output '{name}'"
+        r.fields(spec, {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet"}, {"kind", "label"}, what)
+        kind = r.text(spec, "kind", what)
+        if kind and kind not in KINDS:
+            r.err(f"{what}: kind must be one of {', '.join(KINDS)}", spec.get("kind"), spec)
+        pattern = r.text(spec, "summaries", what, required=False)
+        if pattern and (kind != "grade" or pattern.count("*") != 1 or not _is_name(pattern.replace("*", "x"))):
+            r.err(
+                f"{what}: 'summaries' is a key pattern with one '*' (e.g. crs_*_lee2014), for grades only",
+                spec.get("summaries"),
+                spec,
+            )
+        counted_from = spec.get("counted_from", 0)
+        if isinstance(counted_from, bool) or not isinstance(counted_from, (int, float, str)):
+            r.err(f"{what}: 'counted_from' is a day number or a parameter name", counted_from, spec)
+            counted_from = 0
+        table = spec.get("table", True)
+        if not isinstance(table, bool):
+            r.err(f"{what}: 'table' must be true or false", table, spec)
+        quiet = spec.get("quiet", [])
+        if not isinstance(quiet, list) or not all(isinstance(q, str) for q in quiet):
+            r.err(f"{what}: 'quiet' is a list of reason openings", quiet, spec)
+            quiet = []
+        views[name] = OutputView(
+            name,
+            kind,
+            r.text(spec, "label", what),
+            pattern,
+            counted_from,
+            table is not False,
+            r.text(spec, "fallback", what, required=False),
+            tuple(quiet),
+        )
+    return views
+
+
+def _is_name(text: str) -> bool:
+    return text.replace("_", "a").isalnum() and text[:1].isalpha() and text == text.lower()
+
+
+def standard_summaries(view: OutputView, file: str, line: int, col: int) -> dict[str, Expression]:
+    """The standard grade summaries, written in the rule language so that they
+    compile, order and trace like any summary the rule set writes itself."""
+    g, start = view.name, view.counted_from
+    since = f"day >= {start}"
+    texts = {
+        "max_grade": f"max({g}, {since})",
+        "onset_day": f"first_day({g} >= 1 and {since})",
+        "last_day": f"last_day({g} >= 1 and {since})",
+        "days": f"if(recorded({view.summary_key('max_grade')}), count({g} >= 1 and {since}), null)",
+    }
+    return {
+        view.summary_key(word): Expression(Source(texts[word], file, line, col), parse(texts[word])) for word in GRADE_SUMMARIES
+    }
+
+
+def grade_views(rulesets: list[Any]) -> list[OutputView]:
+    """Every graded output with standard summaries, in rule-set order."""
+    return [v for rs in rulesets for v in rs.presentation.values() if v.kind == "grade" and v.summaries]
+
+
+def views(rulesets: list[Any]) -> dict[str, OutputView]:
+    return {name: v for rs in rulesets for name, v in rs.presentation.items()}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a display shows of the rule sets in use, in rule-set order."""
+
+    columns: tuple[OutputView, ...]  # day table columns
+    grades: tuple[OutputView, ...]  # grades with standard summaries
+    reason_labels: dict[str, str]  # reason key -> label of the output it explains
+    graded_reasons: dict[str, OutputView]  # reason key -> the grade it explains
+
+
+def shown(rulesets: list[Any]) -> Shown:
+    columns, labels, graded = [], {}, {}
+    for rs in rulesets:
+        for d in rs.decisions:
+            if d.reason_key is None:
+                continue
+            first = rs.presentation.get(d.outputs[0]) if d.outputs else None
+            labels[d.reason_key] = first.label if first else d.reason_key
+            if first is not None and first.kind == "grade":
+                graded[d.reason_key] = first
+        columns += [v for v in rs.presentation.values() if v.table]
+    return Shown(tuple(columns), tuple(grade_views(rulesets)), labels, graded)
