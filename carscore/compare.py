@@ -13,12 +13,41 @@ REFERENCE = "astct"
 
 
 def max_grade_key(system: str, toxicity: str = "crs") -> str:
-    """astct: crs_max_grade; another system: crs_max_grade_<id>; cres: cres_max_grade."""
+    """The contract's naming (contract §5): the reference's crs_max_grade, another system's crs_max_grade_<id>."""
     if system == REFERENCE:
         return f"{toxicity}_max_grade"
-    if system == "cres":
-        return "cres_max_grade"
     return f"{toxicity}_max_grade_{system}"
+
+
+def family_keys(rulesets: list[Any], systems: list[str]) -> dict[str, dict[str, str]]:
+    """Per family of grades (crs, neuro), each selected system's maximum-grade
+    summary key, from the rule sets' output declarations."""
+    from carscore.presentation import grade_views
+
+    out: dict[str, dict[str, str]] = {}
+    for rs in rulesets:
+        if rs.system not in systems:
+            continue
+        for view in grade_views([rs]):
+            if view.family:
+                out.setdefault(view.family, {})[rs.system] = view.summary_key("max_grade")
+    return out
+
+
+def comparisons(
+    summaries: list[dict[str, Any]], rulesets: list[Any], systems: list[str], reference: str = REFERENCE, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Every comparison block: "comparison" for CRS, "comparison_<family>" for
+    each other family graded by the reference and at least one other system
+    (criteria §6.10: ICANS against CRES as "comparison_neuro")."""
+    blocks: dict[str, Any] = {}
+    for family, keys in family_keys(rulesets, systems).items():
+        if reference not in keys or len(keys) < 2:
+            continue
+        ordered = [reference, *(s for s in systems if s in keys and s != reference)]
+        name = "comparison" if family == "crs" else f"comparison_{family}"
+        blocks[name] = compare(summaries, ordered, reference, confidence=confidence, keys=keys)
+    return blocks
 
 
 def compare(
@@ -27,9 +56,11 @@ def compare(
     reference: str = REFERENCE,
     toxicity: str = "crs",
     confidence: float = 0.95,
+    keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The "comparison" block: ``systems`` includes the reference."""
-    keys = {s: max_grade_key(s, toxicity) for s in systems}
+    """One comparison block: ``systems`` includes the reference; ``keys`` gives
+    each system's maximum-grade summary key (by default the contract's naming)."""
+    keys = {s: (keys or {}).get(s) or max_grade_key(s, toxicity) for s in systems}
     compared, excluded = [], []
     for s in summaries:
         grades = {system: s.get(key) for system, key in keys.items()}
@@ -75,12 +106,13 @@ def compare(
     }
 
 
-def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
-    """The comparison as long CSV rows: one per system and measure."""
+def comparison_rows(comparison: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    """The comparison as long CSV rows: one per system and measure (``prefix``
+    names another family's block, e.g. "neuro_")."""
     rows = []
     for measure in ("same_max_grade", "same_crs_diagnosis", "crs_in_every_system"):
-        rows.append({"system": "all", "measure": measure, **comparison[measure]})
+        rows.append({"system": "all", "measure": prefix + measure, **comparison[measure]})
     for system, block in comparison["versus_reference"].items():
         for measure in ("concordant", "lower", "higher"):
-            rows.append({"system": system, "measure": f"{measure}_vs_{comparison['reference']}", **block[measure]})
+            rows.append({"system": system, "measure": f"{prefix}{measure}_vs_{comparison['reference']}", **block[measure]})
     return rows

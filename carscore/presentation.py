@@ -36,6 +36,8 @@ class OutputView:
     table: bool = True  # shown as a column of the day table
     fallback: str = ""  # another output shown in its place when this one is blank
     quiet: tuple[str, ...] = ()  # reason openings the day table leaves out: the grade already says it
+    # grades of one family (crs, neuro) grade the same toxicity: `carscore compare` sets them side by side
+    family: str = ""
 
     def summary_key(self, word: str) -> str:
         return self.summaries.replace("*", word, 1)
@@ -51,7 +53,8 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             r.key_err(specs, name, f"output '{name}' needs 'kind' and 'label'")
             continue
         what = f"output '{name}'"
-        r.fields(spec, {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet"}, {"kind", "label"}, what)
+        allowed = {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet", "family"}
+        r.fields(spec, allowed, {"kind", "label"}, what)
         kind = r.text(spec, "kind", what)
         if kind and kind not in KINDS:
             r.err(f"{what}: kind must be one of {', '.join(KINDS)}", spec.get("kind"), spec)
@@ -82,6 +85,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             table is not False,
             r.text(spec, "fallback", what, required=False),
             tuple(quiet),
+            r.text(spec, "family", what, required=False),
         )
     return views
 

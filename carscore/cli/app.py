@@ -250,24 +250,31 @@ def compare(
 
     from carscore import report
     from carscore.assess import assess_intake
-    from carscore.compare import compare as concordance
-    from carscore.compare import comparison_rows
+    from carscore.compare import comparison_rows, comparisons
 
     intake = read_input(paths, engine, stdin, None, False, source_format, infusions, timezone)
     assessment = assess_intake(intake, engine, reasons=False)
-    comparison = concordance(report.summary_rows(assessment), chosen, reference)
+    blocks = comparisons(report.summary_rows(assessment), engine.rulesets, chosen, reference)
+    if not blocks:
+        raise _usage(f"nothing to compare: no other selected system grades what '{reference}' grades ({', '.join(chosen)})")
     if fmt is Format.json:
-        doc = {"carscore": report.__version__, "rulesets": report.ruleset_info(assessment), "comparison": comparison}
+        doc = {"carscore": report.__version__, "rulesets": report.ruleset_info(assessment), **blocks}
         write(json_bytes(doc, 2), output)
     elif fmt is Format.csv:
         import polars as pl
 
-        write(report.csv_text(pl.DataFrame(comparison_rows(comparison))).encode("utf-8"), output)
+        rows = [
+            row
+            for name, block in blocks.items()
+            for row in comparison_rows(block, name.removeprefix("comparison").lstrip("_") + "_" if name != "comparison" else "")
+        ]
+        write(report.csv_text(pl.DataFrame(rows)).encode("utf-8"), output)
     else:
         from carscore.cli.compare_view import render_comparison
         from carscore.cli.console import stdout_console
 
-        render_comparison(comparison, stdout_console())
+        for name, block in blocks.items():
+            render_comparison(block, stdout_console(), name.removeprefix("comparison").lstrip("_"))
     raise typer.Exit(_report_problems(assessment))
 
 

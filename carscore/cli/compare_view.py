@@ -17,8 +17,10 @@ def _share(block: dict[str, Any]) -> str:
     return f"{block['count']}/{block['n']}  {block['rate']:.0%} ({block['ci_low']:.0%}–{block['ci_high']:.0%})"
 
 
-def render_comparison(comparison: dict[str, Any], console: Console) -> None:
-    head = Table(box=box.SIMPLE_HEAVY, title=f"{comparison['n_courses']} courses compared, {comparison['n_excluded']} left out")
+def render_comparison(comparison: dict[str, Any], console: Console, family: str = "") -> None:
+    what = f"{family}: " if family else ""
+    title = f"{what}{comparison['n_courses']} courses compared, {comparison['n_excluded']} left out"
+    head = Table(box=box.SIMPLE_HEAVY, title=title)
     head.add_column("all systems")
     head.add_column("courses", justify="right")
     head.add_row("same maximum grade", _share(comparison["same_max_grade"]))
