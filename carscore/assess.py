@@ -71,7 +71,9 @@ def select_systems(rulesets: list[RuleSet], systems: list[str] | None) -> list[R
     if unknown:
         raise UsageError(f"no grading system {', '.join(repr(u) for u in unknown)}; known: {', '.join(known) or 'none'} (or all)")
     wanted.add(REFERENCE_SYSTEM)
-    return [rs for rs in rulesets if not rs.system or rs.system in wanted]  # libraries (no system) stay for includes
+    chosen = [rs for rs in rulesets if not rs.system or rs.system in wanted]  # libraries (no system) stay for includes
+    # the reference and the rule sets of no system first: tables and documents show them first
+    return sorted(chosen, key=lambda rs: rs.system not in ("", REFERENCE_SYSTEM))
 
 
 def assess_intake(intake: Intake, engine: Engine, reasons: bool = True) -> Assessment:

@@ -79,6 +79,6 @@ decisions:
       - when: "temp_c >= 38"
         then: 1
       - then: 0
-summary:
-  crs_max_grade_demo: "max(crs_grade_demo, day >= 0)"
+outputs:
+  crs_grade_demo: {kind: grade, label: Demo, summaries: "crs_*_demo", family: crs}
 """

@@ -24,11 +24,12 @@ def render_comparison(comparison: dict[str, Any], console: Console, family: str 
     head.add_column("all systems")
     head.add_column("courses", justify="right")
     head.add_row("same maximum grade", _share(comparison["same_max_grade"]))
-    head.add_row("same CRS diagnosis", _share(comparison["same_crs_diagnosis"]))
-    head.add_row("CRS in every system", _share(comparison["crs_in_every_system"]))
+    toxicity = family or "CRS"
+    head.add_row(f"same {toxicity} diagnosis", _share(comparison["same_crs_diagnosis"]))
+    head.add_row(f"{toxicity} in every system", _share(comparison["crs_in_every_system"]))
     console.print(head)
     reference = comparison["reference"]
-    versus = Table(box=box.SIMPLE_HEAVY, title=f"each system against {reference} (courses with CRS in either)")
+    versus = Table(box=box.SIMPLE_HEAVY, title=f"each system against {reference} (courses with {toxicity} in either)")
     for name in ("system", "concordant", "lower", "higher"):
         versus.add_column(name)
     for system, block in comparison["versus_reference"].items():
