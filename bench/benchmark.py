@@ -83,18 +83,23 @@ def _pandas_long(path: str) -> int:
 
 
 @stage("cohort")
-def _cohort(path: str) -> int:
+def _cohort(path: str, systems: list[str] | None = None) -> int:
     from carscore import report
     from carscore.assess import assess_intake, load_engine
     from carscore.cohort import cohort_of
     from carscore.intake import read_paths
 
-    engine = load_engine()
+    engine = load_engine(systems=systems)
     graded = assess_intake(read_paths([path], engine.contract), engine, reasons=False)
     stats = cohort_of(graded)
     doc = report.build_document(graded, include_days=False, cohort=stats)
     Path(path).with_suffix(".result.json").write_text(json.dumps(doc))
     return graded.days.height
+
+
+@stage("cohort_all_systems")
+def _cohort_all_systems(path: str) -> int:
+    return _cohort(path, ["all"])
 
 
 REPEAT = 1
@@ -130,6 +135,7 @@ def main() -> None:
     ap.add_argument("--workdir", help="where to write the cohort (default: a temporary folder)")
     ap.add_argument("--split", action="store_true", help="also assess the cohort as one file per patient")
     ap.add_argument("--long", type=int, default=0, metavar="ROWS", help="also import a CLIF export of about ROWS vital-sign rows")
+    ap.add_argument("--systems", action="store_true", help="also assess the cohort in every grading system (--systems all)")
     ap.add_argument("--repeat", type=int, default=1, help="run each stage this many times and keep the fastest")
     args = ap.parse_args()
     global REPEAT
@@ -158,6 +164,10 @@ def main() -> None:
     baseline, _ = timed("pandas.read_csv (read only, the yardstick)", "pandas", cohort, results)
     grade_seconds, _ = timed("grade CRS + ICANS with reasons (read, parse, grade, word)", "grade", cohort, results)
     full_seconds, peak_mb = timed("full cohort: every rule set, summaries, statistics, JSON", "cohort", cohort, results)
+    all_seconds = None
+    if args.systems:
+        label = "full cohort in every grading system (--systems all)"
+        all_seconds, all_peak = timed(label, "cohort_all_systems", cohort, results)
     split_seconds = None
     if args.split:
         folder = workdir / f"split_{args.patients}x{args.days}"
@@ -190,6 +200,8 @@ def main() -> None:
     print()
     print(f"grade CRS + ICANS:   {grade_seconds / baseline:.2f} x pandas.read_csv   (target <= 2)")
     print(f"full assessment:     {full_seconds / baseline:.2f} x pandas.read_csv   (target <= 3)")
+    if all_seconds is not None:
+        print(f"every grading system: {all_seconds / baseline:.2f} x pandas.read_csv, {all_peak:,.0f} MB peak")
     if split_seconds is not None:
         print(f"split into files:    {split_seconds / full_seconds:.2f} x the single file   (target <= 5)")
     print(f"full assessment peak memory: {peak_mb:,.0f} MB   (target < 2048)")
