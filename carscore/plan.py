@@ -156,6 +156,10 @@ class _Planner:
         self.reason_owner: dict[str, RuleSet] = {}
         self.symbols: dict[str, Symbol] = {}
         self.captured: set[str] = set()
+        # compiled row and let values by what they compute: a definition that
+        # computes exactly what an earlier one does (a library included by several
+        # systems with the same parameters) reads that column instead of its own
+        self.computed: dict[str, str] = {}
 
     # -- definitions and their names --
 
@@ -365,25 +369,43 @@ def _check_causal(d: _Definition, causal: bool, via: str, declared: str, names: 
             plan.looks_ahead[n] = declared
 
 
+def _shared_column(p: _Planner, out: Any, column: str, kind: str) -> tuple[str, bool]:
+    """The column that holds this value: an earlier one computing exactly the
+    same (same expression, kind, level and combine), or its own."""
+    try:
+        key = f"{kind} {out.type} {out.level} {out.values} {out.inexact} " + out.expr.meta.serialize(format="json")
+    except Exception:  # noqa: BLE001 - an expression polars cannot serialise is simply not shared
+        return column, False
+    if key in p.computed:
+        return p.computed[key], True
+    p.computed[key] = column
+    return column, False
+
+
+def _column_of(expr: pl.Expr) -> str:
+    return expr.meta.output_name()
+
+
 def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) -> list[pl.Expr]:
     rs = d.ruleset
     if d.kind == "row":
         rv = d.payload
         out = c.compile(rv.value.node)
-        column = row_column(rs, d.name)
+        if rv.of and (rv.of not in rs.row_values or p.symbols[f"row:{rs.id}:{rv.of}"].type not in (NUM, ANY)):
+            raise RuleError(f"'of: {rv.of}' must name a numeric row value of this rule set", *pos(rv.value.source))
+        of = _column_of(p.symbols[f"row:{rs.id}:{rv.of}"].expr) if rv.of else None
+        column, known = _shared_column(p, out, row_column(rs, d.name), f"row {rv.combine} {of}")
         p.symbols[f"row:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
         if rv.combine is not None:
-            of = row_column(rs, rv.of) if rv.of else None
-            if rv.of and (rv.of not in rs.row_values or p.symbols[f"row:{rs.id}:{rv.of}"].type not in (NUM, ANY)):
-                raise RuleError(f"'of: {rv.of}' must name a numeric row value of this rule set", *pos(rv.value.source))
-            plan.row_combines.append(RowCombine(column, rv.combine, of, out.type, out.values))
+            if not known:
+                plan.row_combines.append(RowCombine(column, rv.combine, of, out.type, out.values))
             p.symbols[f"day:{rs.id}:{d.name}"] = Symbol(pl.col(column), out.type, "day", out.values, inexact=out.inexact)
-        return [out.expr.alias(column)]
+        return [] if known else [out.expr.alias(column)]
     if d.kind == "let":
         out = c.compile(d.payload.node)
-        column = f"_let_{rs.id}__{d.name}"
+        column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "let")
         p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
-        return [out.expr.alias(column)]
+        return [] if known else [out.expr.alias(column)]
     if d.kind == "flag":
         flag = d.payload
         out = c.compile(flag.when.node)

@@ -14,7 +14,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "reading rule-like files and the contract",
         {"errors", "numbers", "yamlpos", "yamlsafe", "expr", "rulefile", "contract"},
     ),
-    ("the rule language", {"compile", "functions", "timeline", "kernels", "presentation", "ruleset"}),
+    ("the rule language", {"compile", "functions", "timeline", "kernels", "presentation", "rulemodel", "rulereaders", "ruleset"}),
     ("the engine", {"includes", "plan", "decisions", "combine", "engine"}),
     (
         "reading patient data",

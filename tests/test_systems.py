@@ -185,3 +185,12 @@ def test_hours_held_reads_timed_rows_only_in_a_row_value(tmp_path: Path) -> None
     )
     with pytest.raises(RuleErrors, match="use it in a row value"):
         load_engine([tmp_path], builtins=False)
+
+
+def test_a_library_included_by_several_systems_with_the_same_parameters_is_computed_once() -> None:
+    produced = [e.meta.output_name() for batch in load_engine(systems=["all"]).plan.row_batches for e in batch]
+    agents = [name for name in produced if name.endswith("__agents")]
+    assert len(agents) == 1, agents  # six systems include crs_findings: one column serves them all
+    strict = load_engine(systems=["all"], overrides={"penn": {"count_vasopressin_as_agent": False}})
+    produced = [e.meta.output_name() for batch in strict.plan.row_batches for e in batch]
+    assert len([name for name in produced if name.endswith("__agents")]) == 2  # Penn's own reading is its own

@@ -221,7 +221,7 @@ def cohort(
     stats = cohort_of(assessment, confidence)
 
     def render(a: Any, console: Any) -> None:
-        from carscore.cli.render import render_cohort
+        from carscore.cli.cohort_view import render_cohort
 
         render_cohort(a, stats, console)
 
