@@ -65,6 +65,85 @@ def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
     return pl.struct(pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x")).map_batches(run, return_dtype=pl.Float64)
 
 
+def _grid(
+    index: np.ndarray, day: np.ndarray, x: np.ndarray, inside: np.ndarray, threshold: float, strict: bool
+) -> tuple[np.ndarray, ...]:
+    """Every day from each course's first to last anchor (measured days where
+    ``inside``), with the value interpolated between anchors and whether it is
+    below the threshold. Also the anchor each grid day was read from."""
+    m = np.flatnonzero(inside)
+    cm, dm, xm = index[m], day[m], x[m]
+    # anchor i covers the days up to the next anchor of its course; the last
+    # anchor of a course covers its own day only
+    joined = np.r_[cm[1:] == cm[:-1], False]
+    span = np.where(joined, np.r_[dm[1:] - dm[:-1], 1], 1).astype(np.int64)
+    segment = np.repeat(np.arange(len(m)), span)
+    offset = np.arange(len(segment)) - np.repeat(np.cumsum(span) - span, span)
+    following = np.r_[xm[1:], np.nan]
+    fraction = offset / span[segment]
+    value = np.where(joined[segment], xm[segment] + (following[segment] - xm[segment]) * fraction, xm[segment])
+    slack = np.maximum(np.abs(value), abs(threshold)) * RELATIVE_TOLERANCE
+    below = value < threshold - slack if strict else value <= threshold + slack
+    grid_day = dm[segment] + offset
+    # a grid day is known once the anchor after it is measured (its own anchor for an anchor day)
+    known = np.where(offset == 0, dm[segment], np.r_[dm[1:], np.nan][segment])
+    return cm[segment], grid_day, below, known, cm
+
+
+def _supported(
+    grid_course: np.ndarray,
+    grid_day: np.ndarray,
+    index: np.ndarray,
+    day: np.ndarray,
+    transfused: np.ndarray | None,
+    free_days: float,
+) -> np.ndarray:
+    """Grid days with a transfusion on that day or on the free_days - 1 days before it
+    (transfusions on any day of the course count, before the window included)."""
+    if transfused is None or not transfused.any():
+        return np.zeros(len(grid_day), dtype=bool)
+    t = np.flatnonzero(transfused)
+    shift = 1e7  # course index and day in one sortable key (days lie well within +/- 1e6)
+    keys = index[t] * shift + (day[t] + 1e6)
+    wanted = grid_course * shift + (grid_day + 1e6)
+    last = np.searchsorted(keys, wanted, side="right") - 1
+    found = last >= 0
+    last_course = np.where(found, index[t][np.maximum(last, 0)], -1)
+    last_day = np.where(found, day[t][np.maximum(last, 0)], np.nan)
+    return found & (last_course == grid_course) & (grid_day - last_day <= free_days - 1)
+
+
+def _effective_below(grid_course: np.ndarray, below: np.ndarray, supported: np.ndarray, recovery: float) -> np.ndarray:
+    """Criteria §7.0 transfusion rule: inside an episode a transfusion-supported
+    day above the threshold counts as below and cannot recover; outside one it
+    is an ordinary day above and never starts one. A supported day is inside
+    an episode when a day below came before it (in its course) with no run of
+    ``recovery`` unsupported days above since."""
+    if not supported.any():
+        return below
+    n = len(below)
+    hard_above = ~below & ~supported
+    new_course = np.r_[True, grid_course[1:] != grid_course[:-1]]
+    # length of the run of unsupported days above ending on each day (restarting with each course)
+    position = np.arange(n)
+    marker = np.where(~hard_above, position, np.where(new_course, position - 1, -1))
+    last = np.maximum.accumulate(marker) if n else marker
+    run = np.where(hard_above, position - last, 0)
+    # segments from each day below (or course start) onwards: recovered once a run reaches `recovery`
+    segment = np.cumsum(below | new_course)
+    reached = (run >= recovery).astype(np.int64)
+    reached_before = np.zeros(n, dtype=np.int64)
+    if n:
+        cum = np.cumsum(reached)
+        seg_start = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+        base = np.repeat(cum[seg_start] - reached[seg_start], np.diff(np.r_[seg_start, n]))
+        reached_before = cum - base
+    # a day below has opened this segment unless the segment began at the course start
+    opened = below[np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])]
+    seg_opened = np.repeat(opened, np.diff(np.r_[np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]), n]))
+    return below | (supported & seg_opened & (reached_before == 0))
+
+
 def low_days_series(
     course: np.ndarray,
     day: np.ndarray,
@@ -74,6 +153,8 @@ def low_days_series(
     end: np.ndarray,
     recovery: float,
     strict: bool,
+    transfused: np.ndarray | None = None,
+    free_days: float = 7,
 ) -> pl.Series:
     """Days of each course's window [start, end] on which x is below the
     threshold (x <= threshold, or x < threshold when ``strict``), counted by
@@ -86,29 +167,20 @@ def low_days_series(
        ``recovery`` consecutive days above, which is not counted; shorter runs
        above between days below (non-stable recovery) are counted;
     3. a run above that reaches the last anchor is not counted;
-    4. the total is cumulative over the window.
+    4. the total is cumulative over the window;
+    5. with ``transfused`` (a transfusion given that day), a day above with a
+       transfusion in the ``free_days`` days up to it counts as below inside an
+       episode and is ignored outside one (the platelet rule of §7.0).
 
     Null for a course with no anchor in its window."""
     index, k = _course_index(course)
     inside = ~np.isnan(x) & (day >= start) & (day <= end)
-    m = np.flatnonzero(inside)
     measured = np.zeros(k, dtype=bool)
-    if not len(m):
+    if not inside.any():
         return _per_row(np.zeros(k), measured, index)
-    cm, dm, xm = index[m], day[m], x[m]
+    grid_course, grid_day, below, _known, cm = _grid(index, day, x, inside, threshold, strict)
     measured[cm] = True
-    # anchor i covers the days up to the next anchor of its course; the last
-    # anchor of a course covers its own day only
-    joined = np.r_[cm[1:] == cm[:-1], False]
-    span = np.where(joined, np.r_[dm[1:] - dm[:-1], 1], 1).astype(np.int64)
-    segment = np.repeat(np.arange(len(m)), span)
-    offset = np.arange(len(segment)) - np.repeat(np.cumsum(span) - span, span)
-    following = np.r_[xm[1:], np.nan]
-    fraction = offset / span[segment]
-    value = np.where(joined[segment], xm[segment] + (following[segment] - xm[segment]) * fraction, xm[segment])
-    slack = np.maximum(np.abs(value), abs(threshold)) * RELATIVE_TOLERANCE
-    below = value < threshold - slack if strict else value <= threshold + slack
-    grid_course = cm[segment]
+    below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
     change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
     run_start = np.flatnonzero(change)
     run_length = np.diff(np.r_[run_start, len(below)])
@@ -122,7 +194,62 @@ def low_days_series(
     return _per_row(total, measured, index)
 
 
-def low_days_expr(x: pl.Expr, threshold: float, start: pl.Expr, end: pl.Expr, recovery: float, strict: bool) -> pl.Expr:
+def episodes_series(
+    course: np.ndarray,
+    day: np.ndarray,
+    x: np.ndarray,
+    threshold: float,
+    start: np.ndarray,
+    recovery: float,
+    strict: bool,
+    transfused: np.ndarray | None = None,
+    free_days: float = 7,
+) -> pl.Series:
+    """On each day, how many episodes below the threshold have begun on the days
+    from ``start`` up to it, read as low_days_series reads them (interpolated
+    between anchors; an episode ends after ``recovery`` days above). Only
+    anchors up to the day are used: a day between two anchors is known once
+    the later one is measured. Null before the first anchor."""
+    index, k = _course_index(course)
+    inside = ~np.isnan(x) & (day >= start)
+    out = np.full(len(day), np.nan)
+    if not inside.any():
+        return pl.Series(out, dtype=pl.Float64).fill_nan(None)
+    grid_course, grid_day, below, known, _cm = _grid(index, day, x, inside, threshold, strict)
+    below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
+    change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
+    run_start = np.flatnonzero(change)
+    run_length = np.diff(np.r_[run_start, len(below)])
+    run_course = grid_course[run_start]
+    opens_course = np.r_[True, run_course[1:] != run_course[:-1]]
+    # a run below begins an episode when it is the first below of its course
+    # (the course's first run, or the run after an opening run above) or when
+    # the run above before it was a recovery
+    is_below = below[run_start]
+    after_opening = np.r_[False, opens_course[:-1]] & ~opens_course
+    previous_length = np.r_[0, run_length[:-1]]
+    begins = is_below & (opens_course | after_opening | (previous_length >= recovery))
+    known_at = known[run_start[begins]]
+    shift = 1e7  # course index and day in one sortable key (days lie well within +/- 1e6)
+    keys = np.sort(run_course[begins] * shift + (known_at + 1e6))
+    first_anchor = np.full(k, np.inf)
+    np.minimum.at(first_anchor, grid_course, known)
+    row_keys = index * shift + (day + 1e6)
+    counts = np.searchsorted(keys, row_keys, side="right") - np.searchsorted(keys, index * shift, side="left")
+    out = np.where(day >= first_anchor[index], counts, np.nan)
+    return pl.Series(out, dtype=pl.Float64).fill_nan(None)
+
+
+def low_days_expr(
+    x: pl.Expr,
+    threshold: float,
+    start: pl.Expr,
+    end: pl.Expr,
+    recovery: float,
+    strict: bool,
+    transfused: pl.Expr | None = None,
+    free_days: float = 7,
+) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
         return low_days_series(
             s.struct.field("c").to_numpy(),
@@ -133,7 +260,39 @@ def low_days_expr(x: pl.Expr, threshold: float, start: pl.Expr, end: pl.Expr, re
             s.struct.field("b").cast(pl.Float64).fill_null(np.nan).to_numpy(),
             recovery,
             strict,
+            s.struct.field("t").fill_null(False).to_numpy() if transfused is not None else None,
+            free_days,
         )
 
     fields = [pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x"), start.alias("a"), end.alias("b")]
+    if transfused is not None:
+        fields.append(transfused.alias("t"))
+    return pl.struct(fields).map_batches(run, return_dtype=pl.Float64)
+
+
+def episodes_expr(
+    x: pl.Expr,
+    threshold: float,
+    start: pl.Expr,
+    recovery: float,
+    strict: bool,
+    transfused: pl.Expr | None = None,
+    free_days: float = 7,
+) -> pl.Expr:
+    def run(s: pl.Series) -> pl.Series:
+        return episodes_series(
+            s.struct.field("c").to_numpy(),
+            s.struct.field("d").cast(pl.Float64).to_numpy(),
+            s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy(),
+            threshold,
+            s.struct.field("a").cast(pl.Float64).fill_null(np.nan).to_numpy(),
+            recovery,
+            strict,
+            s.struct.field("t").fill_null(False).to_numpy() if transfused is not None else None,
+            free_days,
+        )
+
+    fields = [pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x"), start.alias("a")]
+    if transfused is not None:
+        fields.append(transfused.alias("t"))
     return pl.struct(fields).map_batches(run, return_dtype=pl.Float64)
