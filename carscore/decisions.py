@@ -191,7 +191,8 @@ def compile_decision(dec: Decision, c: Compiler, symbols: dict[str, Symbol]) -> 
         if reason_chain is not None:
             reason = reason_chain.otherwise(None)
             if dec.note_missing:
-                reason = _with_missing_note(reason, dec, decided=pl.col(dec.outputs[0]).is_not_null())
+                decided = pl.col(dec.outputs[0]).is_not_null() if dec.outputs else pl.lit(True)
+                reason = _with_missing_note(reason, dec, decided=decided)
             reason_pass = ReasonPass(dec.reason_key, case_column, tuple(cases_with_reason), reason, tuple(timeline_values))
     return CompiledDecision(exprs, types, level, parts.causal, parts.via, reason_pass)
 

@@ -20,8 +20,10 @@ def read_decision(r: FieldReader, item: Any, require_outputs: bool, default_outp
     if require_outputs:
         raw = item.get("outputs")
         raw = [raw] if isinstance(raw, str) else raw
-        if not isinstance(raw, list) or not raw:
-            r.err("'outputs' must name one or more output columns", item.get("outputs"), item)
+        # outputs: [] words a reason only (a screen that explains a flag, criteria §7.4)
+        explains_only = raw == [] and item.get("reason") is not None
+        if not isinstance(raw, list) or not (raw or explains_only):
+            r.err("'outputs' must name one or more output columns (or [] with a 'reason' only)", item.get("outputs"), item)
             return None
         for o in raw:
             if r.identifier(o, item, "output"):
@@ -108,7 +110,10 @@ def _read_case(r: FieldReader, case: Any, outputs: list[str]) -> Case | None:
     when = r.expression(case["when"], case, "'when'") if "when" in case else None
     if "when" in case and when is None:
         return None
-    if ("then" in case) == ("worst" in case):
+    if not outputs and ("then" in case or "worst" in case):
+        r.err("a decision without outputs gives reasons only: its cases have 'when' and 'reason'", case)
+        return None
+    if outputs and ("then" in case) == ("worst" in case):
         r.err("a case needs either 'then' (its outputs) or 'worst' (a table of criteria)", case)
         return None
     then = _read_then(r, case["then"], outputs, case) if "then" in case else {}
