@@ -106,12 +106,13 @@ class Engine:
         timeline_values = [e for rp in self.plan.reasons for e in rp.timeline_values]
         if timeline_values:
             indexed = indexed.with_columns(timeline_values)
-        for rp in self.plan.reasons:
-            part = (
-                indexed.filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason)))
-                .select("_row", rp.expr.alias("_text"))
-                .collect()
-            )
+        # one query per reason key, over the days that carry one; run together
+        queries = [
+            indexed.filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason))).select("_row", rp.expr.alias("_text"))
+            for rp in self.plan.reasons
+        ]
+        parts = pl.collect_all(queries, engine="in-memory") if queries else []
+        for rp, part in zip(self.plan.reasons, parts):
             full = pl.Series(f"_reason_{rp.key}", [None] * graded.height, dtype=pl.String)
             if part.height:
                 full = full.scatter(part["_row"], part["_text"])

@@ -19,7 +19,7 @@ from carscore.expr import parse
 from carscore.rulefile import Expression, FieldReader, Source
 from carscore.yamlsafe import LDict
 
-KINDS = ("grade", "class", "flag")
+KINDS = ("grade", "class", "flag", "day", "number")
 # the standard summaries of a grade, by the word that replaces "*" in the pattern
 GRADE_SUMMARIES = ("max_grade", "onset_day", "last_day", "days")
 # the cohort figures of a grade: rates over the courses it could grade, and the distribution
@@ -38,6 +38,8 @@ class OutputView:
     quiet: tuple[str, ...] = ()  # reason openings the day table leaves out: the grade already says it
     # grades of one family (crs, neuro) grade the same toxicity: `carscore compare` sets them side by side
     family: str = ""
+    note: str = ""  # said beside the value (what the reader must know to use it)
+    of_course: bool = False  # a summary key: a line of the course summary, not a day column
 
     def summary_key(self, word: str) -> str:
         return self.summaries.replace("*", word, 1)
@@ -53,7 +55,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             r.key_err(specs, name, f"output '{name}' needs 'kind' and 'label'")
             continue
         what = f"output '{name}'"
-        allowed = {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet", "family"}
+        allowed = {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet", "family", "note"}
         r.fields(spec, allowed, {"kind", "label"}, what)
         kind = r.text(spec, "kind", what)
         if kind and kind not in KINDS:
@@ -86,6 +88,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             r.text(spec, "fallback", what, required=False),
             tuple(quiet),
             r.text(spec, "family", what, required=False),
+            r.text(spec, "note", what, required=False),
         )
     return views
 
@@ -111,8 +114,8 @@ def standard_summaries(view: OutputView, file: str, line: int, col: int) -> dict
 
 
 def grade_views(rulesets: list[Any]) -> list[OutputView]:
-    """Every graded output with standard summaries, in rule-set order."""
-    return [v for rs in rulesets for v in rs.presentation.values() if v.kind == "grade" and v.summaries]
+    """Every graded day output with standard summaries, in rule-set order."""
+    return [v for rs in rulesets for v in rs.presentation.values() if v.kind == "grade" and v.summaries and not v.of_course]
 
 
 def views(rulesets: list[Any]) -> dict[str, OutputView]:
@@ -125,12 +128,13 @@ class Shown:
 
     columns: tuple[OutputView, ...]  # day table columns
     grades: tuple[OutputView, ...]  # grades with standard summaries
+    course_lines: tuple[OutputView, ...]  # summary keys shown as lines of the course summary
     reason_labels: dict[str, str]  # reason key -> label of the output it explains
     graded_reasons: dict[str, OutputView]  # reason key -> the grade it explains
 
 
 def shown(rulesets: list[Any]) -> Shown:
-    columns, labels, graded = [], {}, {}
+    columns, labels, graded, lines = [], {}, {}, []
     for rs in rulesets:
         for d in rs.decisions:
             if d.reason_key is None:
@@ -139,5 +143,6 @@ def shown(rulesets: list[Any]) -> Shown:
             labels[d.reason_key] = first.label if first else d.reason_key
             if first is not None and first.kind == "grade":
                 graded[d.reason_key] = first
-        columns += [v for v in rs.presentation.values() if v.table]
-    return Shown(tuple(columns), tuple(grade_views(rulesets)), labels, graded)
+        columns += [v for v in rs.presentation.values() if v.table and not v.of_course]
+        lines += [v for v in rs.presentation.values() if v.of_course]
+    return Shown(tuple(columns), tuple(grade_views(rulesets)), tuple(lines), labels, graded)

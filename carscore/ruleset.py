@@ -25,6 +25,7 @@ decision or flag says why it looks ahead (``looks_ahead: "..."``).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,13 @@ def _read_presentation(r: FieldReader, doc: LDict, rs: RuleSet) -> None:
     at = doc["outputs"]
     for name, view in rs.presentation.items():
         line, col = at.key_at.get(name, (at.line, at.col)) if isinstance(at, LDict) else (1, 1)
+        if name in rs.summary and name not in decided:
+            # a summary key shown as a line of the course summary
+            rs.presentation[name] = replace(view, of_course=True)
+            continue
         if name not in decided:
-            r.errors.append(RuleError(f"output '{name}' is not decided by any decision of this rule set", rs.file, line, col))
+            message = f"output '{name}' is not decided by any decision, nor a summary key, of this rule set"
+            r.errors.append(RuleError(message, rs.file, line, col))
             continue
         if not view.summaries:
             continue

@@ -235,8 +235,9 @@ def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course
     resp.add_row("Kinetics", _kinetics_line(s, a, course))
     if s.get("b_cell_recovery_day") is not None:
         resp.add_row("B cells", f"recovery after aplasia on day {s['b_cell_recovery_day']}")
-    if s.get("icaht_early_grade") is not None:
-        resp.add_row("ICAHT", f"early grade {s['icaht_early_grade']}")
+    for view in shown.course_lines:
+        if s.get(view.name) is not None:
+            resp.add_row(view.label, _course_value(view, s[view.name]))
     timeline = _assessment_timeline(days, a, course)
     flags = _flag_days(days)
     parts: list[Any] = [tox, Text(""), resp]
@@ -245,6 +246,22 @@ def _summary_panel(s: dict[str, Any], days: list[dict[str, Any]], a: Any, course
     if flags:
         parts += [Text(""), flags]
     return Panel(Group(*parts), title="Course summary", title_align="left", expand=False)
+
+
+def _course_value(view: OutputView, value: Any) -> Text:
+    if view.kind == "grade":
+        text = Text("grade ").append_text(_grade(value))
+    elif view.kind == "flag":
+        text = _bool(value)
+    elif view.kind == "day":
+        text = Text(f"day {value}")
+    elif view.kind == "number":
+        text = Text(_num(value))
+    else:
+        text = _class(value)
+    if view.note:
+        text.append(f"  ({view.note})", style="dim")
+    return text
 
 
 def _kinetics_line(s: dict[str, Any], a: Any, course: int) -> Text:
