@@ -82,7 +82,10 @@ def grade_patterns_of(summaries: list[dict[str, Any]]) -> list[str]:
 
 
 def cohort_statistics(
-    summaries: list[dict[str, Any]], confidence: float = 0.95, grades: list[str] | None = None
+    summaries: list[dict[str, Any]],
+    confidence: float = 0.95,
+    grades: list[str] | None = None,
+    rates: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Rates with Wilson intervals over the courses. ``grades`` are the key
     patterns of the graded outputs (presentation.OutputView.summaries, e.g.
@@ -102,12 +105,20 @@ def cohort_statistics(
     for key, (numerator, denominator) in _rate_definitions().items():
         pool = [s for s in summaries if denominator(s)]
         out[key] = rate(sum(1 for s in pool if numerator(s)), len(pool), confidence)
+    # rates the rule sets declare for their summary keys (presentation.OutputView.rate),
+    # over the courses where the value is known
+    for view in rates or []:
+        known = [s for s in summaries if s.get(view.name) is not None]
+        out[view.rate] = rate(sum(1 for s in known if view.counts(s[view.name])), len(known), confidence)
     return out
 
 
 def cohort_of(assessment: Any, confidence: float = 0.95) -> dict[str, Any]:
     """The cohort statistics of an assessment, with a rate for every grade its rule sets declare."""
-    from carscore.presentation import grade_views
+    from carscore.presentation import grade_views, rate_views
     from carscore.report import summary_rows
 
-    return cohort_statistics(summary_rows(assessment), confidence, [v.summaries for v in grade_views(assessment.rulesets)])
+    rulesets = assessment.rulesets
+    return cohort_statistics(
+        summary_rows(assessment), confidence, [v.summaries for v in grade_views(rulesets)], rate_views(rulesets)
+    )

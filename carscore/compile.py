@@ -336,7 +336,7 @@ FUNCTIONS: dict[str, Function] = {}
 # Functions that look at one day only; every other function reads along the
 # course's timeline and must see all of the course's days.
 SAME_DAY_FUNCTIONS = frozenset(
-    {"recorded", "any_recorded", "coalesce", "greatest", "least", "abs", "round", "floor", "if", "yes", "captured"}
+    {"recorded", "any_recorded", "coalesce", "greatest", "least", "abs", "round", "floor", "concat", "if", "yes", "captured"}
 )
 # functions a row value may call besides those: they read earlier rows only
 ROW_TIMELINE_FUNCTIONS = frozenset({"hours_held"})

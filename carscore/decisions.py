@@ -11,6 +11,7 @@ import polars as pl
 
 from carscore.compile import ANY, BOOL, NUM, TEXT, Compiled, CompileError, Compiler, Symbol, reads_timeline
 from carscore.errors import RuleError
+from carscore.functions import format_value
 from carscore.rulefile import Expression, Source, Template
 from carscore.ruleset import Decision
 
@@ -53,20 +54,6 @@ def _compile_in(c: Compiler, expr: Expression) -> Compiled:
         return c.compile(expr.node)
     except CompileError as exc:
         raise exc.located(expr.source) from None
-
-
-def format_value(c: Compiled) -> pl.Expr:
-    """A value as words for a reason text; blank becomes 'not recorded'."""
-    if c.is_constant and c.constant is not None and not isinstance(c.constant, bool):
-        return pl.lit(str(c.constant))  # a parameter reads as written in its rule file
-    e = c.expr
-    if c.type == BOOL:
-        text = pl.when(e.is_null()).then(None).when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
-    else:
-        text = e.cast(pl.String)
-        if c.type == NUM:
-            text = text.str.strip_suffix(".0")
-    return text.fill_null("not recorded")
 
 
 _TIMELINE_VALUE_NUMBER = itertools.count()

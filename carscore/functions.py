@@ -19,6 +19,7 @@ from carscore.compile import (
     ANY,
     BOOL,
     NUM,
+    TEXT,
     TIME,
     Compiled,
     Compiler,
@@ -99,6 +100,31 @@ def _round(c: Compiler, n: Call) -> Compiled:
 def _floor(c: Compiler, n: Call) -> Compiled:
     x = c.arg(n, 0, NUM)
     return combined(x.expr.cast(pl.Float64).floor(), NUM, x.level, x)
+
+
+def format_value(c: Compiled) -> pl.Expr:
+    """A value as words for a reason text; blank becomes 'not recorded'."""
+    if c.is_constant and c.constant is not None and not isinstance(c.constant, bool):
+        return pl.lit(str(c.constant))  # a parameter reads as written in its rule file
+    e = c.expr
+    if c.type == BOOL:
+        text = pl.when(e.is_null()).then(None).when(e).then(pl.lit("yes")).otherwise(pl.lit("no"))
+    else:
+        text = e.cast(pl.String)
+        if c.type == NUM:
+            text = text.str.strip_suffix(".0")
+    return text.fill_null("not recorded")
+
+
+@function(
+    "concat",
+    (2, 99),
+    "concat(a, b, ...): the values as one text, numbers and true/false as a reason writes them "
+    "(so that a reason can quote a parameter: concat('< ', fio2_high_pct, ' % assumed'))",
+)
+def _concat(c: Compiler, n: Call) -> Compiled:
+    xs = [c.arg(n, i) for i in range(len(n.args))]
+    return combined(pl.concat_str([format_value(x) for x in xs]), TEXT, _level(*xs), *xs)
 
 
 @function("if", (3, 3), "if(condition, value when true, value otherwise)")

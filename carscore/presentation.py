@@ -40,6 +40,18 @@ class OutputView:
     family: str = ""
     note: str = ""  # said beside the value (what the reader must know to use it)
     of_course: bool = False  # a summary key: a line of the course summary, not a day column
+    # a summary key's cohort rate: its key, and the grade it counts from (a flag counts true)
+    rate: str = ""
+    at_least: float | None = None
+
+    def counts(self, value: Any) -> bool:
+        if self.kind == "flag":
+            return value is True
+        return value is not None and self.at_least is not None and value >= self.at_least
+
+    @property
+    def rate_label(self) -> str:
+        return f"{self.label}, grade ≥ {self.at_least:g}" if self.kind != "flag" and self.at_least is not None else self.label
 
     def summary_key(self, word: str) -> str:
         return self.summaries.replace("*", word, 1)
@@ -55,7 +67,19 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             r.key_err(specs, name, f"output '{name}' needs 'kind' and 'label'")
             continue
         what = f"output '{name}'"
-        allowed = {"kind", "label", "summaries", "counted_from", "table", "fallback", "quiet", "family", "note"}
+        allowed = {
+            "kind",
+            "label",
+            "summaries",
+            "counted_from",
+            "table",
+            "fallback",
+            "quiet",
+            "family",
+            "note",
+            "rate",
+            "at_least",
+        }
         r.fields(spec, allowed, {"kind", "label"}, what)
         kind = r.text(spec, "kind", what)
         if kind and kind not in KINDS:
@@ -89,8 +113,24 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             tuple(quiet),
             r.text(spec, "family", what, required=False),
             r.text(spec, "note", what, required=False),
+            *_rate(r, spec, what, kind),
         )
     return views
+
+
+def _rate(r: FieldReader, spec: LDict, what: str, kind: str) -> tuple[str, float | None]:
+    """A cohort rate over the courses where the value is known: of a grade from
+    ``at_least`` up, of a flag where it is true."""
+    rate = r.text(spec, "rate", what, required=False)
+    at_least = spec.get("at_least")
+    if rate and not _is_name(rate):
+        r.err(f"{what}: 'rate' names the cohort key (lower case, digits and _)", spec.get("rate"), spec)
+    if rate and kind == "grade" and (isinstance(at_least, bool) or not isinstance(at_least, (int, float))):
+        r.err(f"{what}: a grade's rate needs 'at_least' (the lowest grade it counts)", spec, spec)
+        at_least = None
+    if rate and kind not in ("grade", "flag"):
+        r.err(f"{what}: cohort rates are of grades or flags", spec.get("rate"), spec)
+    return rate, float(at_least) if isinstance(at_least, (int, float)) and not isinstance(at_least, bool) else None
 
 
 def _is_name(text: str) -> bool:
@@ -116,6 +156,11 @@ def standard_summaries(view: OutputView, file: str, line: int, col: int) -> dict
 def grade_views(rulesets: list[Any]) -> list[OutputView]:
     """Every graded day output with standard summaries, in rule-set order."""
     return [v for rs in rulesets for v in rs.presentation.values() if v.kind == "grade" and v.summaries and not v.of_course]
+
+
+def rate_views(rulesets: list[Any]) -> list[OutputView]:
+    """Every summary key with a cohort rate, in rule-set order."""
+    return [v for rs in rulesets for v in rs.presentation.values() if v.of_course and v.rate]
 
 
 def views(rulesets: list[Any]) -> dict[str, OutputView]:

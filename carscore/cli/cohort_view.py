@@ -12,7 +12,7 @@ from rich.text import Text
 
 from carscore.cli.console import literal
 from carscore.cli.render import INLINE_REASONS_MIN_WIDTH, _bool, _class, _day_or_dash, _grade, _num
-from carscore.presentation import OutputView, shown
+from carscore.presentation import OutputView, rate_views, shown
 
 # the course columns around the grades, which come from the rule sets' outputs
 COHORT_BEFORE = ("Patient", "Inf.")
@@ -73,7 +73,7 @@ def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
     if len(rows) > limit:
         t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
     console.print(t)
-    console.print(cohort_table(stats, grades))
+    console.print(cohort_table(stats, grades, tuple(rate_views(a.rulesets))))
 
 
 COHORT_LABELS = {
@@ -85,20 +85,22 @@ COHORT_LABELS = {
 }
 
 
-def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = ()) -> Table:
+def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = (), rates: tuple[OutputView, ...] = ()) -> Table:
     level = round(stats.get("confidence", 0.95) * 100)
     t = Table(title=f"Cohort outcomes (N = {stats['n_patients']})", title_justify="left", box=box.SIMPLE_HEAVY)
     t.add_column("Outcome")
     t.add_column("n/N", justify="right")
     t.add_column("%", justify="right")
     t.add_column(f"{level} % CI (Wilson)", justify="right")
-    rates = [(key, label) for key, label in COHORT_LABELS.items() if key in stats]
+    shown_rates = [(key, label) for key, label in COHORT_LABELS.items() if key in stats]
     for view in grades:
-        rates += [
+        shown_rates += [
             (view.summary_key("any"), f"{view.label}, any grade"),
             (view.summary_key("grade3plus"), f"{view.label}, grade ≥ 3"),
         ]
-    for key, label in rates:
+    # rates the rule sets declare for their summary keys (ICAHT grade ≥ 3, IEC-HS suspected, ...)
+    shown_rates += [(view.rate, view.rate_label) for view in rates if view.rate in stats]
+    for key, label in shown_rates:
         r = stats[key]
         pct = "–" if r["rate"] is None else f"{100 * r['rate']:.1f}"
         ci = "–" if r["ci_low"] is None else f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}"
