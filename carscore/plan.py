@@ -160,10 +160,18 @@ class _Planner:
         # computes exactly what an earlier one does (a library included by several
         # systems with the same parameters) reads that column instead of its own
         self.computed: dict[str, str] = {}
+        self.flag_summaries: set[str] = set()  # summary keys that share their name with a flag
 
     # -- definitions and their names --
 
     def claim(self, name: str, key: str, rs: RuleSet, src: Source) -> None:
+        held = self.global_names.get(name)
+        if held is not None and key.startswith("summary:") and held == f"flag:{rs.id}:{name}":
+            # a course summary may share its name with its rule set's day flag
+            # (criteria §7.5: iec_hs_suspected, flagged each day and summarised per
+            # course); in conditions the name reads the flag
+            self.flag_summaries.add(name)
+            return
         if name in self.global_names:
             other = self.defs[self.global_names[name]].ruleset
             self.errors.append(src.error(f"'{name}' is already defined by rule set '{other.id}' ({other.file})"))
@@ -427,12 +435,14 @@ def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) ->
                 raise CompileError(
                     "a summary must describe the whole course: use an aggregate such as max(), first_day() or count()", 0
                 )
-            p.symbols[d.name] = Symbol(pl.col(d.name), out.type, "course", out.values, causal=False, looks_ahead_via=d.name)
+            if d.name not in p.flag_summaries:
+                p.symbols[d.name] = Symbol(pl.col(d.name), out.type, "course", out.values, causal=False, looks_ahead_via=d.name)
             return [out.expr.alias(d.name)]
         compiled = compile_decision(s.decision, c, out_symbols := {})
         if compiled.level != "course":
             raise RuleError("a summary's cases must use course-level values only", *pos(s.decision.source))
-        p.symbols[d.name] = Symbol(pl.col(d.name), out_symbols[d.name].type, "course", causal=False, looks_ahead_via=d.name)
+        if d.name not in p.flag_summaries:
+            p.symbols[d.name] = Symbol(pl.col(d.name), out_symbols[d.name].type, "course", causal=False, looks_ahead_via=d.name)
         return compiled.exprs
     dec: Decision = d.payload
     for group, src in zip(dec.note_missing, dec.note_sources):

@@ -43,6 +43,7 @@ class OutputView:
     # a summary key's cohort rate: its key, and the grade it counts from (a flag counts true)
     rate: str = ""
     at_least: float | None = None
+    words: tuple[str, str] = ("yes", "no")  # how a flag's true and false are written (MRD: neg, pos)
 
     def counts(self, value: Any) -> bool:
         if self.kind == "flag":
@@ -114,6 +115,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             r.text(spec, "family", what, required=False),
             r.text(spec, "note", what, required=False),
             *_rate(r, spec, what, kind),
+            _words(r, spec, what),
         )
     return views
 
@@ -131,6 +133,14 @@ def _rate(r: FieldReader, spec: LDict, what: str, kind: str) -> tuple[str, float
     if rate and kind not in ("grade", "flag"):
         r.err(f"{what}: cohort rates are of grades or flags", spec.get("rate"), spec)
     return rate, float(at_least) if isinstance(at_least, (int, float)) and not isinstance(at_least, bool) else None
+
+
+def _words(r: FieldReader, spec: LDict, what: str) -> tuple[str, str]:
+    words = spec.get("words", ["yes", "no"])
+    if not (isinstance(words, list) and len(words) == 2 and all(isinstance(w, str) for w in words)):
+        r.err(f"{what}: 'words' are two: how true and false are written (e.g. [neg, pos])", words, spec)
+        return ("yes", "no")
+    return (str(words[0]), str(words[1]))
 
 
 def _is_name(text: str) -> bool:

@@ -40,6 +40,17 @@ SUMMARY_KEYS = [
     "car_last_detected_day",
     "car_loss_day",
     "b_cell_recovery_day",
+    "icaht_early_grade",
+    "icaht_late_grade",
+    "ticaht_early_grade",
+    "ticaht_late_grade",
+    "hematotox_censor_day",
+    "car_hematotox_score",
+    "car_hematotox_risk",
+    "car_hematotox_validated_in",
+    "iec_hs_suspected",
+    "iec_hs_onset_day",
+    "iec_hs_grade",
 ]
 
 

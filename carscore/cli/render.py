@@ -57,10 +57,11 @@ def _class(value: Any) -> Text:
     return literal(value, style)
 
 
-def _bool(value: Any) -> Text:
+def _bool(value: Any, words: tuple[str, str] = ("neg", "pos")) -> Text:
+    """A yes/no value in the words its output declares (MRD: neg / pos)."""
     if value is None:
         return Text("–", style="dim")
-    return Text("neg" if value else "pos", style="green" if value else "yellow")
+    return Text(words[0] if value else words[1], style="green" if value else "yellow")
 
 
 def _day_or_dash(v: Any) -> str:
@@ -192,7 +193,7 @@ def _cell(view: OutputView, day: dict[str, Any]) -> Text:
     if view.kind == "grade":
         return _grade(value)
     if view.kind == "flag":
-        return _bool(value)
+        return _bool(value, view.words)
     return _class(value)
 
 
@@ -252,7 +253,7 @@ def _course_value(view: OutputView, value: Any) -> Text:
     if view.kind == "grade":
         text = Text("grade ").append_text(_grade(value))
     elif view.kind == "flag":
-        text = _bool(value)
+        text = Text(view.words[0] if value else view.words[1], style="bold red" if value else "")
     elif view.kind == "day":
         text = Text(f"day {value}")
     elif view.kind == "number":
