@@ -80,6 +80,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             "note",
             "rate",
             "at_least",
+            "words",
         }
         r.fields(spec, allowed, {"kind", "label"}, what)
         kind = r.text(spec, "kind", what)
