@@ -104,19 +104,21 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
         if not isinstance(quiet, list) or not all(isinstance(q, str) for q in quiet):
             r.err(f"{what}: 'quiet' is a list of reason openings", quiet, spec)
             quiet = []
+        rate, at_least = _rate(r, spec, what, kind)
         views[name] = OutputView(
-            name,
-            kind,
-            r.text(spec, "label", what),
-            pattern,
-            counted_from,
-            table is not False,
-            r.text(spec, "fallback", what, required=False),
-            tuple(quiet),
-            r.text(spec, "family", what, required=False),
-            r.text(spec, "note", what, required=False),
-            *_rate(r, spec, what, kind),
-            _words(r, spec, what),
+            name=name,
+            kind=kind,
+            label=r.text(spec, "label", what),
+            summaries=pattern,
+            counted_from=counted_from,
+            table=table is not False,
+            fallback=r.text(spec, "fallback", what, required=False),
+            quiet=tuple(quiet),
+            family=r.text(spec, "family", what, required=False),
+            note=r.text(spec, "note", what, required=False),
+            rate=rate,
+            at_least=at_least,
+            words=_words(r, spec, what),
         )
     return views
 

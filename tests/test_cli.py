@@ -75,7 +75,7 @@ SUMMARY_KEYS = [
 CNS_STATUS = {"CNS-1", "CNS-2", "CNS-3"}
 CNS_SUBSTATUS = {"CNS-1", "CNS-2a", "CNS-2b", "CNS-2c", "CNS-3a", "CNS-3b", "CNS-3c"}
 BM_RESPONSE = {"CR", "CRi", "NR", "relapse"}
-BUILTIN_RULESETS = ["astct_crs", "astct_icans", "bm_response", "cns_status", "thresholds"]
+BUILTIN_RULESETS = ["astct_crs", "astct_icans", "bm_response", "car_hematotox", "cns_status", "icaht", "iec_hs", "thresholds"]
 
 
 # --------------------------------------------------------------------------- helpers
