@@ -4,6 +4,9 @@ sorted by course, then day; each kernel is vectorised over every course."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -144,6 +147,50 @@ def _effective_below(grid_course: np.ndarray, below: np.ndarray, supported: np.n
     return below | (supported & seg_opened & (reached_before == 0))
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """The days of every course's grid read as alternating runs below / above."""
+
+    grid_course: np.ndarray
+    known: np.ndarray  # the day each grid day is known (its anchor, or the next one)
+    anchored: np.ndarray  # course indices of the anchors
+    start: np.ndarray  # each run's first grid day
+    length: np.ndarray
+    course: np.ndarray
+    below: np.ndarray  # whether each run is below
+    opens_course: np.ndarray
+    closes_course: np.ndarray
+
+
+def _runs(
+    index: np.ndarray,
+    day: np.ndarray,
+    x: np.ndarray,
+    inside: np.ndarray,
+    threshold: float,
+    strict: bool,
+    recovery: float,
+    transfused: np.ndarray | None,
+    free_days: float,
+) -> _Runs:
+    grid_course, grid_day, below, known, anchored = _grid(index, day, x, inside, threshold, strict)
+    below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
+    change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
+    start = np.flatnonzero(change)
+    course = grid_course[start]
+    return _Runs(
+        grid_course,
+        known,
+        anchored,
+        start,
+        np.diff(np.r_[start, len(below)]),
+        course,
+        below[start],
+        np.r_[True, course[1:] != course[:-1]],
+        np.r_[course[1:] != course[:-1], True],
+    )
+
+
 def low_days_series(
     course: np.ndarray,
     day: np.ndarray,
@@ -178,19 +225,12 @@ def low_days_series(
     measured = np.zeros(k, dtype=bool)
     if not inside.any():
         return _per_row(np.zeros(k), measured, index)
-    grid_course, grid_day, below, _known, cm = _grid(index, day, x, inside, threshold, strict)
-    measured[cm] = True
-    below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
-    change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
-    run_start = np.flatnonzero(change)
-    run_length = np.diff(np.r_[run_start, len(below)])
-    run_course = grid_course[run_start]
-    opens_course = np.r_[True, run_course[1:] != run_course[:-1]]
-    closes_course = np.r_[run_course[1:] != run_course[:-1], True]
+    r = _runs(index, day, x, inside, threshold, strict, recovery, transfused, free_days)
+    measured[r.anchored] = True
     # runs alternate below/above, so a run above that neither opens nor closes
     # its course lies between days below
-    counted = below[run_start] | ((run_length < recovery) & ~opens_course & ~closes_course)
-    total = np.bincount(run_course, weights=np.where(counted, run_length, 0), minlength=k)
+    counted = r.below | ((r.length < recovery) & ~r.opens_course & ~r.closes_course)
+    total = np.bincount(r.course, weights=np.where(counted, r.length, 0), minlength=k)
     return _per_row(total, measured, index)
 
 
@@ -212,32 +252,41 @@ def episodes_series(
     the later one is measured. Null before the first anchor."""
     index, k = _course_index(course)
     inside = ~np.isnan(x) & (day >= start)
-    out = np.full(len(day), np.nan)
     if not inside.any():
-        return pl.Series(out, dtype=pl.Float64).fill_nan(None)
-    grid_course, grid_day, below, known, _cm = _grid(index, day, x, inside, threshold, strict)
-    below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
-    change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
-    run_start = np.flatnonzero(change)
-    run_length = np.diff(np.r_[run_start, len(below)])
-    run_course = grid_course[run_start]
-    opens_course = np.r_[True, run_course[1:] != run_course[:-1]]
+        return pl.Series(np.full(len(day), np.nan), dtype=pl.Float64).fill_nan(None)
+    r = _runs(index, day, x, inside, threshold, strict, recovery, transfused, free_days)
     # a run below begins an episode when it is the first below of its course
     # (the course's first run, or the run after an opening run above) or when
     # the run above before it was a recovery
-    is_below = below[run_start]
-    after_opening = np.r_[False, opens_course[:-1]] & ~opens_course
-    previous_length = np.r_[0, run_length[:-1]]
-    begins = is_below & (opens_course | after_opening | (previous_length >= recovery))
-    known_at = known[run_start[begins]]
+    after_opening = np.r_[False, r.opens_course[:-1]] & ~r.opens_course
+    previous_length = np.r_[0, r.length[:-1]]
+    begins = r.below & (r.opens_course | after_opening | (previous_length >= recovery))
     shift = 1e7  # course index and day in one sortable key (days lie well within +/- 1e6)
-    keys = np.sort(run_course[begins] * shift + (known_at + 1e6))
+    keys = np.sort(r.course[begins] * shift + (r.known[r.start[begins]] + 1e6))
     first_anchor = np.full(k, np.inf)
-    np.minimum.at(first_anchor, grid_course, known)
-    row_keys = index * shift + (day + 1e6)
-    counts = np.searchsorted(keys, row_keys, side="right") - np.searchsorted(keys, index * shift, side="left")
-    out = np.where(day >= first_anchor[index], counts, np.nan)
-    return pl.Series(out, dtype=pl.Float64).fill_nan(None)
+    np.minimum.at(first_anchor, r.grid_course, r.known)
+    counts = np.searchsorted(keys, index * shift + (day + 1e6), side="right") - np.searchsorted(keys, index * shift, side="left")
+    return pl.Series(np.where(day >= first_anchor[index], counts, np.nan), dtype=pl.Float64).fill_nan(None)
+
+
+def _count_expr(series: Any, x: pl.Expr, bounds: list[pl.Expr], transfused: pl.Expr | None, *settings: Any) -> pl.Expr:
+    """A kernel over each course's rows: course, day, x, its day bounds and the
+    transfusions, with the settings after them (threshold, recovery, ...)."""
+    names = [f"b{i}" for i in range(len(bounds))]
+
+    def run(s: pl.Series) -> pl.Series:
+        def field(name: str) -> np.ndarray:
+            return s.struct.field(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+        threshold, *rest = settings
+        transfusions = s.struct.field("t").fill_null(False).to_numpy() if transfused is not None else None
+        bound_values = [field(n) for n in names]
+        return series(field("c"), field("d"), field("x"), threshold, *bound_values, *rest[:-1], transfusions, rest[-1])
+
+    fields = [pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x"), *(b.alias(n) for b, n in zip(bounds, names))]
+    if transfused is not None:
+        fields.append(transfused.alias("t"))
+    return pl.struct(fields).map_batches(run, return_dtype=pl.Float64)
 
 
 def low_days_expr(
@@ -250,24 +299,7 @@ def low_days_expr(
     transfused: pl.Expr | None = None,
     free_days: float = 7,
 ) -> pl.Expr:
-    def run(s: pl.Series) -> pl.Series:
-        return low_days_series(
-            s.struct.field("c").to_numpy(),
-            s.struct.field("d").cast(pl.Float64).to_numpy(),
-            s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            threshold,
-            s.struct.field("a").cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            s.struct.field("b").cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            recovery,
-            strict,
-            s.struct.field("t").fill_null(False).to_numpy() if transfused is not None else None,
-            free_days,
-        )
-
-    fields = [pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x"), start.alias("a"), end.alias("b")]
-    if transfused is not None:
-        fields.append(transfused.alias("t"))
-    return pl.struct(fields).map_batches(run, return_dtype=pl.Float64)
+    return _count_expr(low_days_series, x, [start, end], transfused, threshold, recovery, strict, free_days)
 
 
 def episodes_expr(
@@ -279,20 +311,4 @@ def episodes_expr(
     transfused: pl.Expr | None = None,
     free_days: float = 7,
 ) -> pl.Expr:
-    def run(s: pl.Series) -> pl.Series:
-        return episodes_series(
-            s.struct.field("c").to_numpy(),
-            s.struct.field("d").cast(pl.Float64).to_numpy(),
-            s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            threshold,
-            s.struct.field("a").cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            recovery,
-            strict,
-            s.struct.field("t").fill_null(False).to_numpy() if transfused is not None else None,
-            free_days,
-        )
-
-    fields = [pl.col(COURSE).alias("c"), pl.col(DAY).alias("d"), x.alias("x"), start.alias("a")]
-    if transfused is not None:
-        fields.append(transfused.alias("t"))
-    return pl.struct(fields).map_batches(run, return_dtype=pl.Float64)
+    return _count_expr(episodes_series, x, [start], transfused, threshold, recovery, strict, free_days)
