@@ -227,6 +227,8 @@ O2_TIERS = {
 def o2_tier(device: str, flow: float | None) -> int:
     if device == "nasal_cannula" and flow is not None and flow > 6:
         return 2
+    if device == "nasal_cannula" and flow == 0:
+        return 0  # a cannula at 0 L/min delivers no oxygen (criteria §1)
     return O2_TIERS[device]
 
 
@@ -257,7 +259,8 @@ def crs_worsening(draw) -> tuple[str, dict[str, Any], dict[str, Any]]:
         base["o2_device"], worse["o2_device"] = lower, higher
     else:
         a = draw(opt(ints(0, 29)))
-        b = draw(ints(0 if a is None else a + 1, 30))
+        # a blank flow is low-flow oxygen, so the worse flow is above 0
+        b = draw(ints(1 if a is None else a + 1, 30))
         base["o2_device"] = worse["o2_device"] = "nasal_cannula"
         base["o2_flow_lpm"], worse["o2_flow_lpm"] = (None if a is None else a / 2), b / 2
     return kind, base, worse
