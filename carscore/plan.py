@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from carscore.combine import RowCombine
-from carscore.compile import ANY, BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, value_type
+from carscore.compile import ANY, BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, reads_timeline, value_type
 from carscore.contract import Contract
 from carscore.decisions import ReasonPass, compile_decision, pos
 from carscore.errors import RuleError, RuleErrors
@@ -411,6 +411,11 @@ def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) ->
         return [] if known else [out.expr.alias(column)]
     if d.kind == "let":
         out = c.compile(d.payload.node)
+        if out.type == TEXT and not out.is_constant and not reads_timeline(d.payload.node):
+            # words for reasons: computed where they are read (only on the days that carry
+            # a reason, and not at all when reasons are not wanted), never as a column
+            p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol()
+            return []
         column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "let")
         p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
         return [] if known else [out.expr.alias(column)]
