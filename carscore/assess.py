@@ -45,15 +45,17 @@ def load_engine(
     beside ASTCT (contract §5; ``["all"]`` for every one)."""
     from carscore import rulesources
 
-    builtin = rulesources.builtin_rulesets()
+    # the built-in rule files are read only when they are used (or a problem needs them)
+    builtin = rulesources.builtin_rulesets() if builtins else []
     rulesets = select_systems(rulesources.combine(rules, builtin, with_builtins=builtins), systems)
     if not rulesets:
         raise RuleErrors([RuleError("no rule sets to use: give rule files with --rules")])
     try:
         engine = Engine(rulesets, overrides=overrides)
     except RuleErrors as exc:
-        raise rulesources.explain_unknown_names(exc, rulesets, builtin) from None
-    rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
+        raise rulesources.explain_unknown_names(exc, rulesets, builtin or rulesources.builtin_rulesets()) from None
+    if builtins:
+        rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
     return engine
 
 

@@ -87,6 +87,8 @@ class Engine:
             )
         for batch in self.plan.batches:
             lf = lf.with_columns(batch)
+        for batch in self.plan.word_batches if reasons else []:
+            lf = lf.with_columns(batch)
         if reasons:
             flag_list = (
                 pl.concat_list([pl.when(pl.col(f"_flag_{f}")).then(pl.lit(f)) for f in self.plan.flags]).list.drop_nulls()
@@ -106,14 +108,16 @@ class Engine:
         timeline_values = [e for rp in self.plan.reasons for e in rp.timeline_values]
         if timeline_values:
             indexed = indexed.with_columns(timeline_values)
-        # one query per reason key, over the days that carry one; run together
-        queries = [
-            indexed.filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason))).select("_row", rp.expr.alias("_text"))
-            for rp in self.plan.reasons
-        ]
-        parts = pl.collect_all(queries, engine="in-memory") if queries else []
-        for rp, part in zip(self.plan.reasons, parts):
-            full = pl.Series(f"_reason_{rp.key}", [None] * graded.height, dtype=pl.String)
+        for rp in self.plan.reasons:
+            # only the columns this reason reads, and only the days that carry one
+            needed = sorted({*rp.expr.meta.root_names(), rp.case_column})
+            part = (
+                indexed.select("_row", *needed)
+                .filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason)))
+                .select("_row", rp.expr.alias("_text"))
+                .collect()  # polars' own choice of engine: faster than in-memory for this pass
+            )
+            full = pl.repeat(None, graded.height, dtype=pl.String, eager=True).alias(f"_reason_{rp.key}")
             if part.height:
                 full = full.scatter(part["_row"], part["_text"])
             columns.append(full)

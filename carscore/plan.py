@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from carscore.combine import RowCombine
-from carscore.compile import ANY, BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, reads_timeline, value_type
+from carscore.compile import ANY, BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, value_type
 from carscore.contract import Contract
 from carscore.decisions import ReasonPass, compile_decision, pos
 from carscore.errors import RuleError, RuleErrors
@@ -86,17 +86,21 @@ class Plan:
     looks_ahead: dict[str, str] = field(default_factory=dict)
     # input columns whose presence in the course's file a rule asks about
     captured: set[str] = field(default_factory=set)
+    word_batches: list[list[pl.Expr]] = field(default_factory=list)  # words for reasons, computed only with reasons
 
 
-def decision_refs(d: Decision) -> set[str]:
+def decision_refs(d: Decision, words: bool = True) -> set[str]:
+    """The names a decision reads; ``words=False``: those its grading reads (not its reasons)."""
     refs: set[str] = set()
     for case in d.cases:
         if case.when:
             refs |= names_in(case.when.node)
         for crit in case.worst:
             refs |= names_in(crit.when.node)
-            refs |= _template_refs(crit.reason)
-        refs |= _template_refs(case.reason)
+            if words:
+                refs |= _template_refs(crit.reason)
+        if words:
+            refs |= _template_refs(case.reason)
     for group in d.note_missing:
         refs |= set(group)
     return refs
@@ -161,6 +165,7 @@ class _Planner:
         # systems with the same parameters) reads that column instead of its own
         self.computed: dict[str, str] = {}
         self.flag_summaries: set[str] = set()  # summary keys that share their name with a flag
+        self.graded: set[str] = set()  # let values that grading reads (the others serve reasons)
 
     # -- definitions and their names --
 
@@ -320,6 +325,39 @@ def _names_defined(d: _Definition) -> list[str]:
     return [d.name]
 
 
+def _graded_lets(p: _Planner) -> set[str]:
+    """The let values that grading reads (conditions, outputs, flags, summaries),
+    directly or through other lets; the others serve reasons only."""
+
+    def lets_read(d: _Definition, refs: set[str]) -> list[str]:
+        keys = []
+        for ref in refs:
+            owner, dot, name = ref.partition(".")
+            key = f"let:{owner}:{name}" if dot else f"let:{d.ruleset.id}:{ref}"
+            if key in p.defs:
+                keys.append(key)
+        return keys
+
+    stack: list[str] = []
+    for d in p.defs.values():
+        if d.kind == "let":
+            continue
+        if d.kind == "decision":
+            refs = decision_refs(d.payload, words=False)
+        elif d.kind == "summary" and d.payload.decision is not None:
+            refs = decision_refs(d.payload.decision, words=False)
+        else:
+            refs = d.refs
+        stack += lets_read(d, refs)
+    graded: set[str] = set()
+    while stack:
+        key = stack.pop()
+        if key not in graded:
+            graded.add(key)
+            stack += lets_read(p.defs[key], p.defs[key].refs)
+    return graded
+
+
 def _compile(p: _Planner) -> Plan:
     plan = Plan([], [], [], [], [], [], [])
     row_batches: dict[int, list[pl.Expr]] = {}
@@ -327,6 +365,8 @@ def _compile(p: _Planner) -> Plan:
     depth: dict[str, int] = {}
     rows = {k: d for k, d in p.defs.items() if d.kind == "row"}
     days = {k: d for k, d in p.defs.items() if d.kind != "row"}
+    graded = p.graded = _graded_lets(p)
+    word_batches: dict[int, list[pl.Expr]] = {}
     # the row stage runs first: every day definition may read the row values
     for key in topological(rows) + topological(days):
         d = p.defs[key]
@@ -352,11 +392,16 @@ def _compile(p: _Planner) -> Plan:
                 p.symbols.setdefault(f"day:{d.ruleset.id}:{d.name}", Symbol(pl.lit(None), ANY, "day"))
             continue
         p.captured |= compiler.captured
-        (row_batches if d.kind == "row" else batches).setdefault(level, []).extend(produced)
+        # words of reasons alone (text let values no grading reads) are computed only
+        # when reasons are wanted
+        words_only = d.kind == "let" and key not in graded and p.symbols[key].type == TEXT
+        target = row_batches if d.kind == "row" else word_batches if words_only else batches
+        target.setdefault(level, []).extend(produced)
     if p.errors:
         raise RuleErrors(p.errors)
     plan.row_batches = [row_batches[k] for k in sorted(row_batches)]
     plan.batches = [batches[k] for k in sorted(batches)]
+    plan.word_batches = [word_batches[k] for k in sorted(word_batches)]
     plan.captured = p.captured
     return plan
 
@@ -411,12 +456,9 @@ def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) ->
         return [] if known else [out.expr.alias(column)]
     if d.kind == "let":
         out = c.compile(d.payload.node)
-        if out.type == TEXT and not out.is_constant and not reads_timeline(d.payload.node):
-            # words for reasons: computed where they are read (only on the days that carry
-            # a reason, and not at all when reasons are not wanted), never as a column
-            p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol()
-            return []
-        column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "let")
+        # words computed only with reasons never stand in for a value grading reads
+        words = out.type == TEXT and f"let:{rs.id}:{d.name}" not in p.graded
+        column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "words" if words else "let")
         p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
         return [] if known else [out.expr.alias(column)]
     if d.kind == "flag":
