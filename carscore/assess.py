@@ -46,14 +46,16 @@ def load_engine(
     from carscore import rulesources
 
     # the built-in rule files are read only when they are used (or a problem needs them)
-    builtin = rulesources.builtin_rulesets() if builtins else []
-    rulesets = select_systems(rulesources.combine(rules, builtin, with_builtins=builtins), systems)
+    wanted = None if systems and "all" in systems else {REFERENCE_SYSTEM, *(systems or [])}
+    builtin = rulesources.builtin_rulesets(wanted) if builtins else []
+    known = rulesources.builtin_systems() if builtins else set()
+    rulesets = select_systems(rulesources.combine(rules, builtin, with_builtins=builtins), systems, known)
     if not rulesets:
         raise RuleErrors([RuleError("no rule sets to use: give rule files with --rules")])
     try:
         engine = Engine(rulesets, overrides=overrides)
     except RuleErrors as exc:
-        raise rulesources.explain_unknown_names(exc, rulesets, builtin or rulesources.builtin_rulesets()) from None
+        raise rulesources.explain_unknown_names(exc, rulesets, rulesources.builtin_rulesets()) from None
     if builtins:
         rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
     return engine
@@ -62,10 +64,11 @@ def load_engine(
 REFERENCE_SYSTEM = "astct"
 
 
-def select_systems(rulesets: list[RuleSet], systems: list[str] | None) -> list[RuleSet]:
+def select_systems(rulesets: list[RuleSet], systems: list[str] | None, also_known: set[str] | None = None) -> list[RuleSet]:
     """The rule sets to grade with: every rule set that belongs to no system, the
-    reference system (ASTCT, always), and the systems asked for."""
-    known = sorted({rs.system for rs in rulesets if rs.system})
+    reference system (ASTCT, always), and the systems asked for (``also_known``:
+    built-in systems whose files were not read)."""
+    known = sorted({rs.system for rs in rulesets if rs.system} | (also_known or set()))
     wanted = set(systems or [])
     if "all" in wanted:
         wanted = set(known)

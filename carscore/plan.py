@@ -392,9 +392,9 @@ def _compile(p: _Planner) -> Plan:
                 p.symbols.setdefault(f"day:{d.ruleset.id}:{d.name}", Symbol(pl.lit(None), ANY, "day"))
             continue
         p.captured |= compiler.captured
-        # words of reasons alone (text let values no grading reads) are computed only
-        # when reasons are wanted
-        words_only = d.kind == "let" and key not in graded and p.symbols[key].type == TEXT
+        # let values only reasons read (their words, the day a value came from) are
+        # computed only when reasons are wanted
+        words_only = d.kind == "let" and key not in graded
         target = row_batches if d.kind == "row" else word_batches if words_only else batches
         target.setdefault(level, []).extend(produced)
     if p.errors:
@@ -456,8 +456,8 @@ def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) ->
         return [] if known else [out.expr.alias(column)]
     if d.kind == "let":
         out = c.compile(d.payload.node)
-        # words computed only with reasons never stand in for a value grading reads
-        words = out.type == TEXT and f"let:{rs.id}:{d.name}" not in p.graded
+        # values computed only with reasons never stand in for a value grading reads
+        words = f"let:{rs.id}:{d.name}" not in p.graded
         column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "words" if words else "let")
         p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
         return [] if known else [out.expr.alias(column)]

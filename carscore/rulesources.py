@@ -47,8 +47,30 @@ class RuleSetSource:
 _SOURCES: weakref.WeakKeyDictionary[Any, dict[str, RuleSetSource]] = weakref.WeakKeyDictionary()
 
 
-def builtin_rulesets() -> list[RuleSet]:
-    return read_rules([builtin_rules_dir()])
+def builtin_rulesets(systems: set[str] | None = None) -> list[RuleSet]:
+    """The built-in rule sets; with ``systems``, those of other grading systems
+    are not read at all (their files are only looked at for their top-level
+    ``system:`` line), so a run pays for the systems it grades."""
+    folder = builtin_rules_dir()
+    if systems is None:
+        return read_rules([folder])
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return read_rules([f for f in files if _system_of(f) in systems | {""}])
+
+
+_SYSTEM_LINE = re.compile(r"^system:[ \t]*([a-z][a-z0-9_]*)[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def builtin_systems() -> set[str]:
+    """The grading systems of the built-in rule files."""
+    folder = builtin_rules_dir()
+    return {s for f in [*folder.glob("*.yaml"), *folder.glob("*.yml")] if (s := _system_of(f))}
+
+
+def _system_of(path: Path) -> str:
+    """A built-in rule file's grading system, from its top-level line (no YAML read)."""
+    found = _SYSTEM_LINE.search(path.read_text(encoding="utf-8"))
+    return found.group(1) if found else ""
 
 
 def combine(rules: list[str | Path] | None, builtin: list[RuleSet], with_builtins: bool = True) -> list[RuleSet]:
