@@ -15,13 +15,14 @@ from typing import Any
 
 import polars as pl
 
+from carscore.batches import build_plan
 from carscore.combine import combine_days, has_shared_days
 from carscore.compile import COURSE, DAY, TIME
 from carscore.contract import Contract, load_contract, with_inputs
 from carscore.errors import RuleError, RuleErrors
 from carscore.functions import captured_column
 from carscore.includes import resolve_includes
-from carscore.plan import Output, Plan, build_plan, column_symbol
+from carscore.plan import Output, Plan, column_symbol
 from carscore.ruleset import RuleSet
 
 FILE = "_file"

@@ -16,9 +16,9 @@ from typing import Any
 import polars as pl
 
 from carscore.combine import RowCombine
-from carscore.compile import ANY, BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, value_type
+from carscore.compile import BOOL, DAY, NUM, TEXT, CompileError, Compiler, Symbol, value_type
 from carscore.contract import Contract
-from carscore.decisions import ReasonPass, compile_decision, pos
+from carscore.decisions import ReasonPass, pos
 from carscore.errors import RuleError, RuleErrors
 from carscore.expr import names_in
 from carscore.rulefile import Source, Template
@@ -52,7 +52,7 @@ def row_column(rs: RuleSet, name: str) -> str:
 
 
 @dataclass
-class _Definition:
+class Definition:
     key: str
     ruleset: RuleSet
     kind: str  # row | let | decision | flag | summary
@@ -115,7 +115,7 @@ def _template_refs(t: Template | None) -> set[str]:
     return refs
 
 
-def topological(defs: dict[str, _Definition]) -> list[str]:
+def topological(defs: dict[str, Definition]) -> list[str]:
     """Definitions in an order where each comes after what it uses. Iterative,
     so a long chain of definitions costs no recursion."""
     order: list[str] = []
@@ -149,13 +149,13 @@ def topological(defs: dict[str, _Definition]) -> list[str]:
     return order
 
 
-class _Planner:
+class Planner:
     def __init__(self, rulesets: list[RuleSet], contract: Contract):
         self.rulesets = rulesets
         self.contract = contract
         self.columns = frozenset(contract.columns)
         self.errors: list[RuleError] = []
-        self.defs: dict[str, _Definition] = {}
+        self.defs: dict[str, Definition] = {}
         self.global_names: dict[str, str] = {}  # name -> definition key
         self.reason_owner: dict[str, RuleSet] = {}
         self.symbols: dict[str, Symbol] = {}
@@ -202,27 +202,27 @@ class _Planner:
                 if name in rs.parameters or column_symbol(self.contract, name) is not None:
                     self.errors.append(rv.value.source.error(f"'{name}' is already a parameter or input column"))
                 key = f"row:{rs.id}:{name}"
-                self.defs[key] = _Definition(key, rs, "row", name, rv.value.source, names_in(rv.value.node), rv)
+                self.defs[key] = Definition(key, rs, "row", name, rv.value.source, names_in(rv.value.node), rv)
             for name, expr in rs.lets.items():
                 key = f"let:{rs.id}:{name}"
                 if name in rs.parameters or name in rs.row_values or column_symbol(self.contract, name) is not None:
                     self.errors.append(expr.source.error(f"'{name}' is already a parameter, row value or input column"))
-                self.defs[key] = _Definition(key, rs, "let", name, expr.source, names_in(expr.node), expr)
+                self.defs[key] = Definition(key, rs, "let", name, expr.source, names_in(expr.node), expr)
             for i, d in enumerate(rs.decisions):
                 key = f"decision:{rs.id}:{i}"
-                self.defs[key] = _Definition(key, rs, "decision", ",".join(d.outputs), d.source, decision_refs(d), d)  # type: ignore[arg-type]
+                self.defs[key] = Definition(key, rs, "decision", ",".join(d.outputs), d.source, decision_refs(d), d)  # type: ignore[arg-type]
                 for o in d.outputs:
                     self.claim(o, key, rs, d.source)  # type: ignore[arg-type]
                 self.claim_reason(d, rs)
             for fid, flag in rs.flags.items():
                 key = f"flag:{rs.id}:{fid}"
-                self.defs[key] = _Definition(key, rs, "flag", fid, flag.when.source, names_in(flag.when.node), flag)
+                self.defs[key] = Definition(key, rs, "flag", fid, flag.when.source, names_in(flag.when.node), flag)
                 self.claim(fid, key, rs, flag.when.source)
             for skey, s in rs.summary.items():
                 key = f"summary:{rs.id}:{skey}"
                 src = s.value.source if s.value else s.decision.source  # type: ignore[union-attr]
                 refs = names_in(s.value.node) if s.value else decision_refs(s.decision)  # type: ignore[arg-type]
-                self.defs[key] = _Definition(key, rs, "summary", skey, src, refs, s)  # type: ignore[arg-type]
+                self.defs[key] = Definition(key, rs, "summary", skey, src, refs, s)  # type: ignore[arg-type]
                 self.claim(skey, key, rs, src)  # type: ignore[arg-type]
         if self.errors:
             raise RuleErrors(self.errors)
@@ -298,211 +298,8 @@ class _Planner:
             return self.symbols.get(name)
         return column_symbol(self.contract, name)
 
-    def compiler(self, d: _Definition) -> Compiler:
+    def compiler(self, d: Definition) -> Compiler:
         rs = d.ruleset
         if d.kind == "row":
             return Compiler(lambda n: self.resolve_row(n, rs), row_level=True, columns=self.columns)
         return Compiler(lambda n: self.resolve_day(n, rs), columns=self.columns)
-
-
-def build_plan(rulesets: list[RuleSet], contract: Contract) -> Plan:
-    planner = _Planner(rulesets, contract)
-    planner.gather()
-    return _compile(planner)
-
-
-def _locate(d: _Definition, exc: CompileError) -> RuleError:
-    """Map an error inside one of a definition's expressions to its file position."""
-    src = exc.source or d.source
-    return src.error(exc.message, exc.offset)
-
-
-def _names_defined(d: _Definition) -> list[str]:
-    if d.kind in ("row", "let"):
-        return [f"{d.kind}:{d.ruleset.id}:{d.name}"]
-    if d.kind == "decision":
-        return list(d.payload.outputs)
-    return [d.name]
-
-
-def _graded_lets(p: _Planner) -> set[str]:
-    """The let values that grading reads (conditions, outputs, flags, summaries),
-    directly or through other lets; the others serve reasons only."""
-
-    def lets_read(d: _Definition, refs: set[str]) -> list[str]:
-        keys = []
-        for ref in refs:
-            owner, dot, name = ref.partition(".")
-            key = f"let:{owner}:{name}" if dot else f"let:{d.ruleset.id}:{ref}"
-            if key in p.defs:
-                keys.append(key)
-        return keys
-
-    stack: list[str] = []
-    for d in p.defs.values():
-        if d.kind == "let":
-            continue
-        if d.kind == "decision":
-            refs = decision_refs(d.payload, words=False)
-        elif d.kind == "summary" and d.payload.decision is not None:
-            refs = decision_refs(d.payload.decision, words=False)
-        else:
-            refs = d.refs
-        stack += lets_read(d, refs)
-    graded: set[str] = set()
-    while stack:
-        key = stack.pop()
-        if key not in graded:
-            graded.add(key)
-            stack += lets_read(p.defs[key], p.defs[key].refs)
-    return graded
-
-
-def _compile(p: _Planner) -> Plan:
-    plan = Plan([], [], [], [], [], [], [])
-    row_batches: dict[int, list[pl.Expr]] = {}
-    batches: dict[int, list[pl.Expr]] = {}
-    depth: dict[str, int] = {}
-    rows = {k: d for k, d in p.defs.items() if d.kind == "row"}
-    days = {k: d for k, d in p.defs.items() if d.kind != "row"}
-    graded = p.graded = _graded_lets(p)
-    word_batches: dict[int, list[pl.Expr]] = {}
-    # the row stage runs first: every day definition may read the row values
-    for key in topological(rows) + topological(days):
-        d = p.defs[key]
-        level = 1 + max((depth[dep] for dep in d.deps), default=0)
-        depth[key] = level
-        if level > MAX_DEFINITION_DEPTH:
-            raise RuleErrors(
-                [
-                    d.source.error(
-                        f"'{d.name}' is built on a chain of more than {MAX_DEFINITION_DEPTH} definitions, each using the next"
-                    )
-                ]
-            )
-        compiler = p.compiler(d)
-        try:
-            produced = _compile_definition(p, d, compiler, plan)
-        except (CompileError, RuleError) as exc:
-            p.errors.append(_locate(d, exc) if isinstance(exc, CompileError) else exc)
-            # stand-ins, so that what uses a broken definition is not reported again
-            for name in _names_defined(d):
-                p.symbols.setdefault(name, Symbol(pl.lit(None), ANY, "day"))
-            if d.kind == "row":
-                p.symbols.setdefault(f"day:{d.ruleset.id}:{d.name}", Symbol(pl.lit(None), ANY, "day"))
-            continue
-        p.captured |= compiler.captured
-        # let values only reasons read (their words, the day a value came from) are
-        # computed only when reasons are wanted
-        words_only = d.kind == "let" and key not in graded
-        target = row_batches if d.kind == "row" else word_batches if words_only else batches
-        target.setdefault(level, []).extend(produced)
-    if p.errors:
-        raise RuleErrors(p.errors)
-    plan.row_batches = [row_batches[k] for k in sorted(row_batches)]
-    plan.batches = [batches[k] for k in sorted(batches)]
-    plan.word_batches = [word_batches[k] for k in sorted(word_batches)]
-    plan.captured = p.captured
-    return plan
-
-
-def _check_causal(d: _Definition, causal: bool, via: str, declared: str, names: list[str], plan: Plan) -> None:
-    """Criteria §0: no day's result may depend on a later day unless the rule says why."""
-    what = ", ".join(f"'{n}'" for n in names)
-    if not causal and not declared:
-        raise RuleError(
-            f"{what} reads later days (through {via}): a day's result may not depend on a later day; "
-            "if it must (a look-ahead window), say why with looks_ahead: '...'",
-            *pos(d.source),
-        )
-    if causal and declared:
-        raise RuleError(f"{what} declares looks_ahead but reads no later day: remove the declaration", *pos(d.source))
-    if declared:
-        for n in names:
-            plan.looks_ahead[n] = declared
-
-
-def _shared_column(p: _Planner, out: Any, column: str, kind: str) -> tuple[str, bool]:
-    """The column that holds this value: an earlier one computing exactly the
-    same (same expression, kind, level and combine), or its own."""
-    try:
-        key = f"{kind} {out.type} {out.level} {out.values} {out.inexact} " + out.expr.meta.serialize(format="json")
-    except Exception:  # noqa: BLE001 - an expression polars cannot serialise is simply not shared
-        return column, False
-    if key in p.computed:
-        return p.computed[key], True
-    p.computed[key] = column
-    return column, False
-
-
-def _column_of(expr: pl.Expr) -> str:
-    return expr.meta.output_name()
-
-
-def _compile_definition(p: _Planner, d: _Definition, c: Compiler, plan: Plan) -> list[pl.Expr]:
-    rs = d.ruleset
-    if d.kind == "row":
-        rv = d.payload
-        out = c.compile(rv.value.node)
-        if rv.of and (rv.of not in rs.row_values or p.symbols[f"row:{rs.id}:{rv.of}"].type not in (NUM, ANY)):
-            raise RuleError(f"'of: {rv.of}' must name a numeric row value of this rule set", *pos(rv.value.source))
-        of = _column_of(p.symbols[f"row:{rs.id}:{rv.of}"].expr) if rv.of else None
-        column, known = _shared_column(p, out, row_column(rs, d.name), f"row {rv.combine} {of}")
-        p.symbols[f"row:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
-        if rv.combine is not None:
-            if not known:
-                plan.row_combines.append(RowCombine(column, rv.combine, of, out.type, out.values))
-            p.symbols[f"day:{rs.id}:{d.name}"] = Symbol(pl.col(column), out.type, "day", out.values, inexact=out.inexact)
-        return [] if known else [out.expr.alias(column)]
-    if d.kind == "let":
-        out = c.compile(d.payload.node)
-        # values computed only with reasons never stand in for a value grading reads
-        words = f"let:{rs.id}:{d.name}" not in p.graded
-        column, known = _shared_column(p, out, f"_let_{rs.id}__{d.name}", "words" if words else "let")
-        p.symbols[f"let:{rs.id}:{d.name}"] = out.symbol(pl.col(column))
-        return [] if known else [out.expr.alias(column)]
-    if d.kind == "flag":
-        flag = d.payload
-        out = c.compile(flag.when.node)
-        if out.type not in (BOOL, ANY):
-            raise CompileError("a flag must be a condition (true or false)", 0)
-        if out.level == "day":
-            _check_causal(d, out.causal, out.looks_ahead_via, flag.looks_ahead, [d.name], plan)
-        column = f"_flag_{d.name}"
-        p.symbols[d.name] = Symbol(pl.col(column), BOOL, "day", causal=out.causal, looks_ahead_via=out.looks_ahead_via)
-        plan.flags.append(d.name)
-        return [out.expr.fill_null(False).alias(column)]
-    if d.kind == "summary":
-        s = d.payload
-        plan.summary_keys.append(d.name)
-        # a summary describes the whole course, later days included
-        if s.value is not None:
-            out = c.compile(s.value.node)
-            if out.level != "course":
-                raise CompileError(
-                    "a summary must describe the whole course: use an aggregate such as max(), first_day() or count()", 0
-                )
-            if d.name not in p.flag_summaries:
-                p.symbols[d.name] = Symbol(pl.col(d.name), out.type, "course", out.values, causal=False, looks_ahead_via=d.name)
-            return [out.expr.alias(d.name)]
-        compiled = compile_decision(s.decision, c, out_symbols := {})
-        if compiled.level != "course":
-            raise RuleError("a summary's cases must use course-level values only", *pos(s.decision.source))
-        if d.name not in p.flag_summaries:
-            p.symbols[d.name] = Symbol(pl.col(d.name), out_symbols[d.name].type, "course", causal=False, looks_ahead_via=d.name)
-        return compiled.exprs
-    dec: Decision = d.payload
-    for group, src in zip(dec.note_missing, dec.note_sources):
-        for name in group:
-            if name not in p.contract.columns:
-                raise src.error(f"note_missing names '{name}', which is not an input column")
-    compiled = compile_decision(dec, c, p.symbols)
-    names = list(dec.outputs) + ([dec.reason_key] if dec.reason_key else [])
-    _check_causal(d, compiled.causal, compiled.looks_ahead_via, dec.looks_ahead, names, plan)
-    for o in dec.outputs:
-        plan.outputs.append(Output(o, rs.id, compiled.types[o]))
-    if dec.reason_key and dec.reason_key not in plan.reason_keys:
-        plan.reason_keys.append(dec.reason_key)
-    if compiled.reason is not None:
-        plan.reasons.append(compiled.reason)
-    return compiled.exprs

@@ -14,8 +14,8 @@ LAYERS: list[tuple[str, set[str]]] = [
         "reading rule-like files and the contract",
         {"errors", "numbers", "yamlpos", "yamlsafe", "expr", "rulefile", "contract"},
     ),
-    ("the rule language", {"compile", "functions", "timeline", "kernels", "presentation", "rulemodel", "rulereaders", "ruleset"}),
-    ("the engine", {"includes", "plan", "decisions", "combine", "engine"}),
+    ("the rule language", {"compile", "functions", "countfunctions", "timeline", "kernels", "presentation", "rulemodel", "rulereaders", "ruleset"}),
+    ("the engine", {"includes", "plan", "batches", "decisions", "combine", "engine"}),
     (
         "reading patient data",
         {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer"},
