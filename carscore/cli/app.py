@@ -233,7 +233,9 @@ def cohort(
 def compare(
     paths: Annotated[list[str], typer.Argument(help="CSV files and/or folders (as for cohort); - for stdin.")],
     systems: Annotated[str, typer.Option("--systems", metavar="ID,ID,...", help="Systems to compare (or all).")],
-    reference: Annotated[str, typer.Option("--reference", help="The system the others are set against.")] = "astct",
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="The system the others are set against (default: the reference system).")
+    ] = None,
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     rules: RulesOption = None,
@@ -243,6 +245,9 @@ def compare(
 ) -> None:
     """Concordance of grading systems: the share of courses on which they agree, and each against the reference."""
     stdin, engine = _start(paths, output, rules, systems)
+    from carscore.assess import REFERENCE_SYSTEM
+
+    reference = reference or REFERENCE_SYSTEM
     chosen = sorted({rs.system for rs in engine.rulesets if rs.system})
     if reference not in chosen:
         raise _usage(f"the reference '{reference}' is not among the systems graded: {', '.join(chosen)}")
