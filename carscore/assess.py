@@ -22,6 +22,7 @@ class Assessment:
     intake: Intake
     days: pl.DataFrame  # every patient-day with outputs, reasons and flags
     summaries: pl.DataFrame  # one row per assessed course: _course + summary keys
+    summary_cache: list[dict[str, Any]] | None = None  # report.summary_rows, built once
 
     @property
     def rulesets(self) -> list[RuleSet]:

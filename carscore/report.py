@@ -82,7 +82,14 @@ def _with_missing(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 
 def summary_rows(a: Assessment) -> list[dict[str, Any]]:
-    """One mapping per assessed course: patient_id, infusion, file and the summary keys."""
+    """One mapping per assessed course: patient_id, infusion, file and the summary keys
+    (built once per assessment; each call gets its own copies to change)."""
+    if a.summary_cache is None:
+        a.summary_cache = _summary_rows(a)
+    return [dict(row) for row in a.summary_cache]
+
+
+def _summary_rows(a: Assessment) -> list[dict[str, Any]]:
     keys = summary_keys(a)
     table = _with_missing(a.summaries, keys).join(a.intake.courses, on=COURSE, how="left").sort(COURSE)
     rows = []
