@@ -34,6 +34,12 @@ def family_keys(rulesets: list[Any], systems: list[str]) -> dict[str, dict[str, 
     return out
 
 
+def block_family(name: str) -> str:
+    """The family a comparison block compares: "" for CRS ("comparison"), else its
+    name's suffix ("comparison_neuro" -> "neuro")."""
+    return name.removeprefix("comparison").lstrip("_")
+
+
 def comparisons(
     summaries: list[dict[str, Any]], rulesets: list[Any], systems: list[str], reference: str = REFERENCE, confidence: float = 0.95
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from carscore.errors import RuleError, RuleErrors
+from carscore.rulemodel import value_kind
 from carscore.ruleset import RuleSet
 
 
@@ -47,11 +48,11 @@ def resolve_includes(rulesets: list[RuleSet]) -> list[RuleSet]:
 def _merge(rs: RuleSet, library: RuleSet, errors: list[RuleError]) -> RuleSet:
     for name, own in rs.parameters.items():
         theirs = library.parameters.get(name)
-        if theirs is not None and _kind(own.value) != _kind(theirs.value):
+        if theirs is not None and value_kind(own.value) != value_kind(theirs.value):
             errors.append(
                 RuleError(
                     f"parameter '{name}' replaces the one of library '{library.id}' ({library.file}), "
-                    f"so it must be a {_kind(theirs.value)} like it",
+                    f"so it must be a {value_kind(theirs.value)} like it",
                     rs.file,
                 )
             )
@@ -73,13 +74,3 @@ def _merge(rs: RuleSet, library: RuleSet, errors: list[RuleError]) -> RuleSet:
         row_values={**library.row_values, **rs.row_values},
         lets={**library.lets, **rs.lets},
     )
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, tuple):
-        return "list"
-    return "text"

@@ -110,3 +110,17 @@ class RuleSet:
 
 def scalar_ok(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+def value_kind(value: Any) -> str | None:
+    """A parameter value's kind as said to the user: true/false, number, text or
+    list (a list parameter); None for anything else."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, tuple):
+        return "list"
+    return None

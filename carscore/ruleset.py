@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from carscore.errors import RuleError, RuleErrors
 from carscore.presentation import read_outputs, standard_summaries
@@ -43,22 +42,12 @@ from carscore.rulemodel import (  # noqa: F401 - the model is read from here too
     RuleSet,
     Summary,
     scalar_ok,
+    value_kind,
 )
 from carscore.rulereaders import read_decision, read_row_values
 from carscore.yamlsafe import LDict, LList
 
 # --- building from located YAML ---------------------------------------------
-
-
-def _kind(value: Any) -> str | None:
-    """number, text or boolean; None for anything else (a list parameter's items)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "text"
-    return None
 
 
 def read_ruleset(path: Path) -> RuleSet:
@@ -127,8 +116,8 @@ def read_ruleset(path: Path) -> RuleSet:
         value = spec.get("value")
         if isinstance(value, list):
             # a list parameter: the values after 'in' (which devices count as grade 3)
-            kinds = {_kind(v) for v in value}
-            if not value or len(kinds) != 1 or None in kinds:
+            kinds = {value_kind(v) for v in value}
+            if not value or len(kinds) != 1 or not kinds <= {"true/false", "number", "text"}:
                 r.err(f"parameter '{name}': a list holds values of one kind (numbers, words or true/false)", value, spec)
             value = tuple(value)
         elif not scalar_ok(value) or value is None:

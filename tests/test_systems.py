@@ -16,6 +16,7 @@ from carscore.errors import RuleErrors
 from carscore.ruleset import builtin_rules_dir
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def local_lee(tmp_path: Path) -> Path:
@@ -194,3 +195,75 @@ def test_a_library_included_by_several_systems_with_the_same_parameters_is_compu
     strict = load_engine(systems=["all"], overrides={"penn": {"count_vasopressin_as_agent": False}})
     produced = [e.meta.output_name() for batch in strict.plan.row_batches for e in batch]
     assert len([name for name in produced if name.endswith("__agents")]) == 2  # Penn's own reading is its own
+
+
+GRADE_RULES = """\
+id: shown
+title: t
+version: "1"
+citation: test
+decisions:
+  - outputs: [grade_shown]
+    reason: shown
+    cases:
+      - then: 0
+        reason: nothing
+"""
+
+
+@pytest.mark.parametrize(
+    "outputs, message",
+    [
+        ("  grade_shown: {kind: colour, label: G}\n", "kind must be one of"),
+        ("  grade_shown: {kind: grade, label: G, summaries: crs_max}\n", "key pattern with one '\\*'"),
+        ("  grade_shown: {kind: class, label: G, summaries: 'x_*'}\n", "for grades only"),
+        ("  no_such_output: {kind: grade, label: G}\n", "not decided by any decision, nor a summary key"),
+        ("  grade_shown: {kind: grade, label: G, words: [yes]}\n", "'words' are two"),
+        ("  grade_shown: {label: G}\n", "kind"),
+    ],
+)
+def test_a_wrong_presentation_is_named_with_its_place(tmp_path: Path, outputs: str, message: str) -> None:
+    path = tmp_path / "shown.yaml"
+    path.write_text(GRADE_RULES + "outputs:\n" + outputs, encoding="utf-8")
+    with pytest.raises(RuleErrors, match=message) as caught:
+        load_engine([path], builtins=False)
+    assert all(e.file == str(path) and e.line >= 1 for e in caught.value.errors)
+
+
+def test_a_summary_rate_needs_its_lowest_grade(tmp_path: Path) -> None:
+    path = tmp_path / "shown.yaml"
+    path.write_text(
+        GRADE_RULES + 'summary:\n  worst: "max(grade_shown)"\noutputs:\n  worst: {kind: grade, label: W, rate: worst_any}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(RuleErrors, match="needs 'at_least'"):
+        load_engine([path], builtins=False)
+
+
+def test_a_reason_only_decision_gives_no_values(tmp_path: Path) -> None:
+    path = tmp_path / "words.yaml"
+    path.write_text(
+        'id: words\ntitle: t\nversion: "1"\ncitation: test\ndecisions:\n  - outputs: []\n    reason: words\n'
+        "    cases:\n      - then: 1\n        reason: x\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RuleErrors, match="gives reasons only"):
+        load_engine([path], builtins=False)
+
+
+def test_an_unknown_system_is_named_with_every_system_known(tmp_path: Path) -> None:
+    data = write_rows(tmp_path / "p.csv", [{"day": 1, "temp_c": 38.2}])
+    result = runner.invoke(app, ["grade", str(data), "--systems", "nope"])
+    assert result.exit_code == 2
+    # the built-in systems are named though their files were not read for this run
+    for system in ("lee2014", "penn", "mskcc", "cartox", "cartox_ped", "ctcae5", "cres"):
+        assert system in result.stderr
+
+
+def test_the_course_summary_shows_the_lines_the_rule_sets_declare() -> None:
+    result = runner.invoke(app, ["grade", str(ROOT / "sample_cases" / "tp53_ball_two_infusions.csv")], env={"COLUMNS": "140"})
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "validated in large B-cell lymphoma, not in B-ALL" in text
+    assert "ICAHT censored from" in text and "day 40" in text
+    assert "IEC-HS suspected" in text

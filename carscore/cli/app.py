@@ -255,7 +255,7 @@ def compare(
 
     from carscore import report
     from carscore.assess import assess_intake
-    from carscore.compare import comparison_rows, comparisons
+    from carscore.compare import block_family, comparison_rows, comparisons
 
     intake = read_input(paths, engine, stdin, None, False, source_format, infusions, timezone)
     assessment = assess_intake(intake, engine, reasons=False)
@@ -271,7 +271,7 @@ def compare(
         rows = [
             row
             for name, block in blocks.items()
-            for row in comparison_rows(block, name.removeprefix("comparison").lstrip("_") + "_" if name != "comparison" else "")
+            for row in comparison_rows(block, f"{block_family(name)}_" if block_family(name) else "")
         ]
         write(report.csv_text(pl.DataFrame(rows)).encode("utf-8"), output)
     else:
@@ -279,7 +279,7 @@ def compare(
         from carscore.cli.console import stdout_console
 
         for name, block in blocks.items():
-            render_comparison(block, stdout_console(), name.removeprefix("comparison").lstrip("_"))
+            render_comparison(block, stdout_console(), block_family(name))
     raise typer.Exit(_report_problems(assessment))
 
 
