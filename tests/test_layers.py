@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer"},
     ),
     ("assessment and results", {"assess", "rulesources", "report", "cohort", "casefile", "compare"}),
+    ("figures, the HTML report and the registry and CDISC exports", {"figures", "htmlreport", "export"}),
     ("the command line", {"cli"}),
 ]
 UI = {"typer", "rich"}

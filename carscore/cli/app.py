@@ -20,6 +20,8 @@ from typing import Annotated, Any
 import typer
 
 from carscore import __version__
+from carscore.cli import export_command, plot_command, report_command
+from carscore.cli.common import engine_for, report_problems, start, usage
 from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
@@ -38,10 +40,8 @@ from carscore.cli.output import (
     OutputError,
     check_stdout_usable,
     json_bytes,
-    read_stdin,
     refuse_input_as_output,
     reserve_standard_streams,
-    rule_files,
     say,
     stdout_errors,
     to_stdout,
@@ -76,39 +76,6 @@ def main_options(
     """carscore: CAR-T toxicity grading and disease-course assessment."""
 
 
-def _engine(rules: list[Path] | None, systems: str | None = None):
-    from carscore.assess import load_engine
-
-    chosen = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
-    return load_engine(rules or None, systems=chosen)
-
-
-def _start(paths: list[str], output: Path | None, rules: list[Path] | None, systems: str | None) -> tuple[bytes | None, Any]:
-    """What every grading command does first: make sure the result has somewhere
-    to go, read standard input, compile the rules, refuse to write onto an input."""
-    check_stdout_usable(output)
-    # standard input is read before polars is imported: polars' SIGINT handler
-    # restarts a blocked read, so Ctrl-C would not stop a wait for input after it
-    stdin = read_stdin() if "-" in paths else None
-    engine = _engine(rules, systems)
-    refuse_input_as_output(output, [p for p in paths if p != "-"] + rule_files(engine))
-    return stdin, engine
-
-
-def _usage(message: str) -> Exception:
-    from carscore.errors import UsageError
-
-    return UsageError(message)
-
-
-def _report_problems(assessment: Any) -> int:
-    for note in assessment.intake.notes:
-        say(f"note: {note}")
-    for problem in assessment.intake.problems:
-        say(f"error: {problem}")
-    return EXIT_DATA if assessment.intake.problems else EXIT_OK
-
-
 def _emit(
     assessment: Any,
     fmt: Format,
@@ -140,9 +107,9 @@ def _emit(
             table_renderer(assessment, console)
             write_file(output, buffer.getvalue().encode("utf-8"))
     except OutputError:
-        _report_problems(assessment)
+        report_problems(assessment)
         raise
-    raise typer.Exit(_report_problems(assessment))
+    raise typer.Exit(report_problems(assessment))
 
 
 # --- commands -------------------------------------------------------------------
@@ -168,11 +135,11 @@ def grade(
     """Grade every day of every course in one CSV file, with the reason for each grade."""
     if source_format is None:
         if len(files) != 1:
-            raise _usage("grade reads one CSV file (use 'carscore cohort' for several, or --from to import exports)")
+            raise usage("grade reads one CSV file (use 'carscore cohort' for several, or --from to import exports)")
         file = files[0]
         if file != "-" and not Path(file).is_file():
-            raise _usage(f"{file}: no such file" + (" (use 'carscore cohort' for a folder)" if Path(file).is_dir() else ""))
-    stdin, engine = _start(files, output, rules, systems)
+            raise usage(f"{file}: no such file" + (" (use 'carscore cohort' for a folder)" if Path(file).is_dir() else ""))
+    stdin, engine = start(files, output, rules, systems)
     intake = read_input(files, engine, stdin, column, ignore_unknown_columns, source_format, infusions, timezone)
 
     from carscore.assess import assess_intake
@@ -204,7 +171,7 @@ def cohort(
     systems: SystemsOption = None,
 ) -> None:
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
-    stdin, engine = _start(paths, output, rules, systems)
+    stdin, engine = start(paths, output, rules, systems)
 
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_of
@@ -244,13 +211,13 @@ def compare(
     timezone: TimezoneOption = None,
 ) -> None:
     """Concordance of grading systems: the share of courses on which they agree, and each against the reference."""
-    stdin, engine = _start(paths, output, rules, systems)
+    stdin, engine = start(paths, output, rules, systems)
     from carscore.assess import REFERENCE_SYSTEM
 
     reference = reference or REFERENCE_SYSTEM
     chosen = sorted({rs.system for rs in engine.rulesets if rs.system})
     if reference not in chosen:
-        raise _usage(f"the reference '{reference}' is not among the systems graded: {', '.join(chosen)}")
+        raise usage(f"the reference '{reference}' is not among the systems graded: {', '.join(chosen)}")
     chosen = [reference] + [s for s in chosen if s != reference]
 
     from carscore import report
@@ -261,7 +228,7 @@ def compare(
     assessment = assess_intake(intake, engine, reasons=False)
     blocks = comparisons(report.summary_rows(assessment), engine.rulesets, chosen, reference)
     if not blocks:
-        raise _usage(f"nothing to compare: no other selected system grades what '{reference}' grades ({', '.join(chosen)})")
+        raise usage(f"nothing to compare: no other selected system grades what '{reference}' grades ({', '.join(chosen)})")
     if fmt is Format.json:
         doc = {"carscore": report.__version__, "rulesets": report.ruleset_info(assessment), **blocks}
         write(json_bytes(doc, 2), output)
@@ -280,7 +247,7 @@ def compare(
 
         for name, block in blocks.items():
             render_comparison(block, stdout_console(), block_family(name))
-    raise typer.Exit(_report_problems(assessment))
+    raise typer.Exit(report_problems(assessment))
 
 
 @app.command("import")
@@ -328,7 +295,7 @@ def rules_list(rules: RulesOption = None) -> None:
     from carscore.cli.rules_view import render_rules_list
     from carscore.rulesources import sources_of
 
-    engine = _engine(rules, "all")
+    engine = engine_for(rules, "all")
     with stdout_errors():
         render_rules_list(engine.rulesets, sources_of(engine), stdout_console())
 
@@ -344,14 +311,14 @@ def rules_show(
     from carscore.cli.rules_view import render_ruleset
     from carscore.rulesources import sources_of
 
-    engine = _engine(rules, "all")
+    engine = engine_for(rules, "all")
     for rs in engine.rulesets:
         if rs.id == ruleset_id:
             with stdout_errors():
                 render_ruleset(rs, stdout_console(), sources_of(engine).get(rs.id))
             return
     known = ", ".join(r.id for r in engine.rulesets)
-    raise _usage(f"no rule set '{printable(ruleset_id)}'; known: {known}")
+    raise usage(f"no rule set '{printable(ruleset_id)}'; known: {known}")
 
 
 @rules_app.command("test")
@@ -396,7 +363,7 @@ def rules_validate(
     from carscore.rulesources import library_sources, sources_of
 
     # every grading system is compiled, with the libraries it includes
-    engine = _engine(paths, "all")
+    engine = engine_for(paths, "all")
     sources = sources_of(engine)
     lines = []
     for rs in engine.rulesets:
@@ -407,6 +374,12 @@ def rules_validate(
         users = ", ".join(rs.id for rs in engine.rulesets if library.id in rs.includes) or "no rule set"
         lines.append(printable(f"ok  {src.path}  ({library.id} {library.version}, library included by {users})") + "\n")
     to_stdout("".join(lines).encode("utf-8"))
+
+
+# commands with their own modules: figures, the HTML report, registry and CDISC exports
+app.command("plot")(guarded(plot_command.plot))
+app.command("report")(guarded(report_command.report))
+app.command("export")(guarded(export_command.export))
 
 
 def main() -> None:

@@ -1,0 +1,14 @@
+"""carscore report (contract). Not yet built."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def report(sources: Annotated[list[str], typer.Argument(help="Files or folders.")]) -> None:
+    """Not yet built."""
+    from carscore.cli.common import usage
+
+    raise usage("carscore report is not built yet")
