@@ -104,8 +104,11 @@ def _distinct_files(paths: list[str | Path]) -> list[Path]:
 
 def describe(rulesets: list[RuleSet], builtin: list[RuleSet]) -> dict[str, RuleSetSource]:
     """Where each rule set in use comes from (id -> RuleSetSource)."""
+    from carscore.includes import resolve_includes
+
     builtin_dir = _resolved(builtin_rules_dir())
-    by_id = {rs.id: rs for rs in builtin}
+    # a rule set in use carries the parameters of the libraries it includes: so does its reference
+    by_id = {rs.id: rs for rs in builtin if rs.library} | {rs.id: rs for rs in resolve_includes(builtin)}
     out: dict[str, RuleSetSource] = {}
     for rs in rulesets:
         file = Path(rs.file)

@@ -267,3 +267,28 @@ def test_the_course_summary_shows_the_lines_the_rule_sets_declare() -> None:
     assert "validated in large B-cell lymphoma, not in B-ALL" in text
     assert "ICAHT censored from" in text and "day 40" in text
     assert "IEC-HS suspected" in text
+
+
+def test_built_in_systems_report_no_changed_parameters_and_a_changed_library_threshold_is_named(tmp_path: Path) -> None:
+    """A system's parameters include its libraries': the built-in reference is
+    compared with the libraries merged too, so only a real change is named."""
+    from dataclasses import replace
+
+    from carscore.rulesources import builtin_rulesets, describe, sources_of
+
+    engine = load_engine(systems=["all"])
+    assert all(not src.changed_parameters for src in sources_of(engine).values())
+    changed = engine.rulesets
+    lee = next(rs for rs in changed if rs.id == "lee2014")
+    finding = next(n for n in lee.parameters if n not in _own_parameter_names("lee2014"))
+    edited = replace(lee, parameters={**lee.parameters, finding: replace(lee.parameters[finding], value=12345)})
+    described = describe([edited], builtin_rulesets())
+    assert list(described["lee2014"].changed_parameters) == [finding]
+    assert described["lee2014"].changed_parameters[finding]["value"] == 12345
+
+
+def _own_parameter_names(system_id: str) -> set[str]:
+    import yaml
+
+    data = yaml.safe_load((builtin_rules_dir() / f"{system_id}.yaml").read_text(encoding="utf-8"))
+    return set(data.get("parameters") or {})
