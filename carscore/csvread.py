@@ -77,6 +77,7 @@ __all__ = [
     "fold",
     "parse_column_map",
     "read_frames",
+    "FileNotes",
     "suggestions",
 ]
 
@@ -164,7 +165,7 @@ def _finish(
     contract: Contract,
     ignore_unknown: bool,
     problems: list[InputProblem],
-    notes: _Notes,
+    notes: FileNotes,
 ) -> pl.DataFrame | None:
     """From positional cells to contract columns: empty rows dropped, unnamed
     columns checked, decimal commas read, malformed rows attributed."""
@@ -269,11 +270,15 @@ def _attribute_malformed(frame: pl.DataFrame, by_index: dict[int, PreparedFile],
 # --------------------------------------------------------------------------- many files
 
 
-class _Notes:
+class FileNotes:
     """Notes by message, each naming its files: one file, or a few and a count."""
 
     def __init__(self) -> None:
         self._files: dict[str, list[str]] = {}
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(file, message) as added: a chunked read renders the notes of all its chunks at once."""
+        return [(name, message) for message, files in self._files.items() for name in files]
 
     def add(self, name: str, message: str) -> None:
         files = self._files.setdefault(message, [])
@@ -304,6 +309,7 @@ def read_frames(
     *,
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
+    note_pairs: list[tuple[str, str]] | None = None,
 ) -> tuple[list[pl.DataFrame], list[InputProblem], list[str]]:
     """Every readable source as a table of cells named by contract column
     (numbers already parsed where the file is clean), with _file (index into
@@ -313,10 +319,11 @@ def read_frames(
     leave the column out; raises UsageError for a target that is not a
     contract column. ignore_unknown: headers near a contract column, °F
     temperatures and unnamed columns with data are left out with a note,
-    instead of stopping their file."""
+    instead of stopping their file. note_pairs: given, it also gets the notes
+    as (file, message), before they are grouped by message."""
     mapping = ColumnMap(column_map, contract)
     problems: list[InputProblem] = []
-    notes = _Notes()
+    notes = FileNotes()
     frames: list[pl.DataFrame] = []
 
     def tick() -> None:
@@ -366,4 +373,6 @@ def read_frames(
         tick()
     for key in mapping.unused():
         notes.add("--column", f"no file has a column '{key}'")
+    if note_pairs is not None:
+        note_pairs.extend(notes.pairs())
     return frames, problems, notes.render()

@@ -43,6 +43,10 @@ class Intake:
     # the input columns each file has (by _file index): a blank cell in a file
     # that has the column is "not recorded that day"; a missing column is not captured
     file_columns: list[frozenset[str]] = field(default_factory=list)
+    # the last of ``problems``: the courses left out because of the problems before them
+    left_out: list[InputProblem] = field(default_factory=list)
+    # the notes of the files read, as (file, message) before they were grouped by message
+    note_pairs: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _range_text(col: Column) -> str:
@@ -154,7 +158,10 @@ def read_sources(
     ignore_unknown: bool = False,
 ) -> Intake:
     contract = contract or load_contract()
-    frames, problems, notes = read_frames(sources, contract, on_file, column_map=column_map, ignore_unknown=ignore_unknown)
+    note_pairs: list[tuple[str, str]] = []
+    frames, problems, notes = read_frames(
+        sources, contract, on_file, column_map=column_map, ignore_unknown=ignore_unknown, note_pairs=note_pairs
+    )
     names = [s.name for s in sources]
     file_columns = [frozenset[str]() for _ in sources]
     for frame in frames:
@@ -162,7 +169,7 @@ def read_sources(
         for i in frame[FILE].unique().to_list():
             file_columns[i] = present
     if not frames:
-        return Intake(_empty_rows(contract), _empty_courses(), problems, notes, len(sources), file_columns)
+        return Intake(_empty_rows(contract), _empty_courses(), problems, notes, len(sources), file_columns, note_pairs=note_pairs)
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frames.clear()
 
@@ -272,7 +279,7 @@ def read_sources(
     order = {n: i for i, n in enumerate(names)}
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
     problems.extend(left_out)
-    return Intake(rows, courses, problems, notes, len(sources), file_columns)
+    return Intake(rows, courses, problems, notes, len(sources), file_columns, left_out, note_pairs)
 
 
 def _malformed_mask(parsed: pl.DataFrame) -> list[pl.Expr]:
@@ -377,7 +384,12 @@ def _assign_courses(df: pl.DataFrame, names: list[str]) -> tuple[pl.DataFrame, p
     owners = owners.with_row_index(COURSE).with_columns(pl.col(COURSE).cast(pl.UInt32))
     df = df.join(owners.select(COURSE, "patient_id", "infusion", FILE), on=["patient_id", "infusion", FILE], how="left")
     courses = owners.select(
-        COURSE, "patient_id", "infusion", pl.col(FILE).map_elements(lambda i: names[i], return_dtype=pl.String).alias("file")
+        COURSE,
+        "patient_id",
+        "infusion",
+        pl.col(FILE).map_elements(lambda i: names[i], return_dtype=pl.String).alias("file"),
+        pl.col(FILE).alias("_file_index"),
+        "_first_line",
     ).with_columns(assessed=pl.lit(True))
     return courses, df, problems
 
@@ -405,6 +417,8 @@ def _empty_courses() -> pl.DataFrame:
             "patient_id": pl.String(),
             "infusion": pl.Int64(),
             "file": pl.String(),
+            "_file_index": pl.UInt32(),
+            "_first_line": pl.UInt32(),
             "assessed": pl.Boolean(),
         }
     )

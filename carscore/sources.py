@@ -28,15 +28,19 @@ DATA_SUFFIXES = (".csv", ".tsv")
 class Source:
     name: str
     data: bytes
+    # a file read later (chunked reading streams large files): data stays empty until then
+    path: str | None = None
 
 
 def sources_from_paths(
-    paths: list[str], stdin: bytes | None = None, *, notes: list[str] | None = None
+    paths: list[str], stdin: bytes | None = None, *, notes: list[str] | None = None, lazy: bool = False
 ) -> tuple[list[Source], list[InputProblem]]:
     """Files and folders (their *.csv and *.tsv, recursively, following
     links) as named byte sources, in the order given (a folder's files in
     path order). `-` is standard input, given as `stdin`. Notes (files read
-    once though reached twice, files left out) go to `notes` when given."""
+    once though reached twice, files left out) go to `notes` when given.
+    ``lazy``: regular files are not read yet (``Source.path`` set, for the
+    chunked reader); a file that cannot be read is named when it is read."""
     sources: list[Source] = []
     problems: list[InputProblem] = []
     said: list[str] = notes if notes is not None else []
@@ -50,6 +54,9 @@ def sources_from_paths(
             said.append(f"{name}: given twice; read once" if first == name else f"{name}: the same file as {first}; read once")
             return
         read_as[real] = name
+        if lazy and os.path.isfile(name):
+            sources.append(Source(name, b"", path=name))
+            return
         try:
             sources.append(Source(name, Path(name).read_bytes()))
         except OSError as exc:

@@ -1,0 +1,246 @@
+"""A cohort assessed chunk by chunk: memory bounded by the chunk, not the cohort.
+
+Each chunk (carscore.chunking: whole small files, or a large file cut where
+patient_id changes) is read and graded on its own, by the same intake and
+engine as a whole cohort, and reduced to its courses' summaries, problems and
+notes (and, when asked, handed on with its days before they are dropped).
+Cohort statistics are computed once, at the end, from the summaries.
+
+The result is what one read of every file would give. A patient whose rows
+reach two chunks (a file not grouped by patient, or a patient's courses in
+two files read in different chunks) would be split, so the chunks that share
+a patient are read again together, as one; their earlier results are
+replaced. A file not grouped by patient is then read whole, with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import polars as pl
+
+from carscore.assess import Assessment, assess_intake
+from carscore.chunking import Chunk, Piece, chunks
+from carscore.compile import COURSE
+from carscore.csvread import FILE, LINE, FileNotes
+from carscore.engine import Engine
+from carscore.errors import InputProblem
+from carscore.intake import Intake, _empty_courses, _empty_rows, _not_assessed, read_sources
+from carscore.sources import Source, _reason, sources_from_paths
+
+# About 16 MB of CSV a chunk: measured as the size where the engine's own work
+# per chunk outweighs the cost of starting it, with memory well under 1 GB.
+CHUNK_BYTES = 16 << 20
+
+
+@dataclass
+class _Part:
+    """The results of one chunk (or of chunks read again together)."""
+
+    first_chunk: int
+    last_chunk: int
+    summaries: pl.DataFrame
+    courses: pl.DataFrame
+    problems: list[InputProblem]
+    note_pairs: list[tuple[str, str]]
+    file_columns: dict[int, frozenset[str]]
+    patients: set[str]
+    output: Any = None  # what on_days made of its days
+
+
+@dataclass
+class ChunkedRun:
+    engine: Engine
+    reasons: bool
+    column_map: dict[str, str] | None
+    ignore_unknown: bool
+    on_days: Callable[[Assessment], Any] | None
+    parts: list[_Part] = field(default_factory=list)
+    # per chunk read: the files it held (by input order), and whether they were streamed in pieces
+    held: list[tuple[list[int], bool]] = field(default_factory=list)
+
+    def read(self, chunk: Chunk, first: int, last: int) -> _Part:
+        """One chunk read, graded and reduced."""
+        sources = [p.source for p in chunk.pieces]
+        intake = read_sources(sources, self.engine.contract, column_map=self.column_map, ignore_unknown=self.ignore_unknown)
+        _to_file_lines(intake, chunk.pieces)
+        graded = assess_intake(intake, self.engine, reasons=self.reasons)
+        output = self.on_days(graded) if self.on_days is not None else None
+        orders = [p.file_order for p in chunk.pieces]
+        courses = intake.courses.with_columns(pl.col("_file_index").replace_strict(list(range(len(orders))), orders))
+        return _Part(
+            first,
+            last,
+            graded.summaries,
+            courses,
+            chunk.problems + intake.problems[: len(intake.problems) - len(intake.left_out)],
+            intake.note_pairs,
+            {orders[i]: cols for i, cols in enumerate(intake.file_columns)},
+            set(intake.courses["patient_id"].to_list()),
+            output,
+        )
+
+
+def assess_in_chunks(
+    paths: list[str],
+    engine: Engine,
+    stdin: bytes | None = None,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    reasons: bool = False,
+    column_map: dict[str, str] | None = None,
+    ignore_unknown: bool = False,
+    on_days: Callable[[Assessment], Any] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[Assessment, list[Any]]:
+    """The cohort's summaries as one Assessment (its ``days`` empty), and what
+    ``on_days`` made of each chunk's graded days, in input order. ``on_chunk``
+    is told the number of courses done after each chunk."""
+    notes: list[str] = []
+    sources, source_problems = sources_from_paths(paths, stdin, notes=notes, lazy=True)
+    run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
+    done = 0
+    for i, chunk in enumerate(chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)):
+        run.held.append((sorted({p.file_order for p in chunk.pieces}), not all(p.whole for p in chunk.pieces)))
+        part = run.read(chunk, i, i)
+        run.parts.append(part)
+        done += part.courses.height
+        if on_chunk is not None:
+            on_chunk(done)
+    _read_shared_patients_together(run, sources, notes)
+    return _merged(run, engine, sources, source_problems, notes), [p.output for p in run.parts]
+
+
+def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes: list[str]) -> None:
+    """Chunks that share a patient are read again as one: the whole stretch of
+    chunks from the first to the last that holds the patient."""
+    while True:
+        owner: dict[str, int] = {}
+        clash: tuple[int, int] | None = None
+        for k, part in enumerate(run.parts):
+            for patient in part.patients:
+                if patient in owner and owner[patient] != k:
+                    clash = (owner[patient], k)
+                    break
+                owner[patient] = k
+            if clash:
+                break
+        if clash is None:
+            return
+        first, last = clash
+        merged_from, merged_to = run.parts[first].first_chunk, run.parts[last].last_chunk
+        held = run.held[merged_from : merged_to + 1]
+        orders = sorted({o for files, _ in held for o in files})
+        pieces: list[Piece] = []
+        problems: list[InputProblem] = []
+        for order in orders:
+            src = sources[order]
+            if src.path is None:
+                pieces.append(Piece(Source(src.name, src.data), order))
+                continue
+            try:
+                with open(src.path, "rb") as f:
+                    pieces.append(Piece(Source(src.name, f.read()), order))
+            except OSError as exc:
+                problems.append(InputProblem(src.name, f"cannot be read: {_reason(exc)}"))
+        streamed = {o for files, in_pieces in held if in_pieces for o in files}
+        for order in sorted(streamed):
+            notes.append(
+                f"{sources[order].name}: not grouped by patient_id (a patient's rows are apart), so it was read whole; "
+                "sort it by patient_id to read it in bounded memory"
+            )
+        part = run.read(Chunk(pieces, problems), merged_from, merged_to)
+        run.parts[first : last + 1] = [part]
+
+
+def _to_file_lines(intake: Intake, pieces: list[Piece]) -> None:
+    """Rows and messages of a piece of a streamed file carry the file's own line numbers."""
+    offsets = {i: (p.line_offset, p.header_lines) for i, p in enumerate(pieces) if p.line_offset}
+    if not offsets:
+        return
+    for i, (offset, header) in offsets.items():
+        shift = pl.when((pl.col(FILE) == i) & (pl.col(LINE) > header)).then(pl.col(LINE) + offset).otherwise(pl.col(LINE))
+        intake.rows = intake.rows.with_columns(shift.cast(pl.UInt32).alias(LINE))
+        first = pl.col("_first_line")
+        intake.courses = intake.courses.with_columns(
+            pl.when((pl.col("_file_index") == i) & (first > header)).then(first + offset).otherwise(first).cast(pl.UInt32)
+        )
+    names = {p.source.name: offsets[i] for i, p in enumerate(pieces) if i in offsets}
+
+    def moved(problem: InputProblem) -> InputProblem:
+        if problem.file in names and problem.row > names[problem.file][1]:
+            return replace(problem, row=problem.row + names[problem.file][0])
+        return problem
+
+    intake.problems = [moved(p) for p in intake.problems]
+    intake.left_out = [moved(p) for p in intake.left_out]
+
+
+def _merged(
+    run: ChunkedRun, engine: Engine, sources: list[Source], source_problems: list[InputProblem], notes: list[str]
+) -> Assessment:
+    """Every part's results as one Assessment, courses numbered in input order."""
+    summaries, courses = [], []
+    base = 0
+    for part in run.parts:
+        n = part.courses.height
+        courses.append(part.courses.with_columns((pl.col(COURSE) + base).cast(pl.UInt32)))
+        summaries.append(part.summaries.with_columns((pl.col(COURSE) + base).cast(pl.UInt32)))
+        base += n
+    all_courses = pl.concat(courses, how="vertical_relaxed") if courses else _empty_courses()
+    all_summaries = pl.concat(summaries, how="vertical_relaxed") if summaries else None
+    # input order: by file, then by each course's first row (as one read numbers them)
+    order = all_courses.sort(["_file_index", "_first_line"], maintain_order=True).with_row_index("_new")
+    renumber = order.select(pl.col(COURSE).alias("_old"), pl.col("_new").cast(pl.UInt32))
+    all_courses = (
+        all_courses.join(renumber, left_on=COURSE, right_on="_old").drop(COURSE).rename({"_new": COURSE}).sort(COURSE)
+    ).select(_empty_courses().columns)
+    if all_summaries is None:
+        all_summaries = pl.DataFrame(schema={COURSE: pl.UInt32})
+    else:
+        all_summaries = all_summaries.join(renumber, left_on=COURSE, right_on="_old").drop(COURSE).rename({"_new": COURSE})
+        all_summaries = all_summaries.sort(COURSE).select(COURSE, pl.exclude(COURSE))
+
+    file_order = {s.name: i for i, s in enumerate(sources)}
+    problems = _unique([p for part in run.parts for p in part.problems])
+    problems.sort(key=lambda p: (file_order.get(p.file, -1), p.row))
+    left_out = _not_assessed(all_courses)
+    file_notes = FileNotes()
+    column_notes = [
+        [m for name, m in part.note_pairs if name == "--column"] for part in run.parts if part.note_pairs or part.courses.height
+    ]
+    for part in run.parts:
+        for name, message in part.note_pairs:
+            # "no file has a column" holds for the cohort only if it held for every chunk
+            if name == "--column" and not all(message in c for c in column_notes):
+                continue
+            file_notes.add(name, message)
+    file_columns = [frozenset[str]() for _ in sources]
+    for part in run.parts:
+        for order_i, cols in part.file_columns.items():
+            file_columns[order_i] = cols
+    intake = Intake(
+        _empty_rows(engine.contract),
+        all_courses,
+        source_problems + problems + left_out,
+        notes + file_notes.render(),
+        len(sources),
+        file_columns,
+        left_out,
+        file_notes.pairs(),
+    )
+    return Assessment(engine, intake, pl.DataFrame(schema={COURSE: pl.UInt32}), all_summaries)
+
+
+def _unique(problems: list[InputProblem]) -> list[InputProblem]:
+    """A streamed file's header is read with every piece: its problems are named once."""
+    seen: set[tuple[str, int, str, str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.file, p.row, p.column, p.value, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

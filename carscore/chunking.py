@@ -1,0 +1,238 @@
+"""Patient files cut into bounded chunks that never split a patient, so that a
+registry-sized cohort is assessed with memory bounded by the chunk, not the
+cohort.
+
+A chunk is a list of pieces; a piece is one source's header with a run of its
+records. Small files go whole, several to a chunk. A file larger than a chunk
+is streamed: read a block at a time and cut at a line where patient_id
+changes (outside any quoted cell), so every course and every patient of a
+file grouped by patient lands in one piece. Each piece knows the line of the
+file its first record came from, so every message names the file's own row.
+
+What cannot be cut is read whole, as before: a file whose patient_id column
+cannot be placed from its header, a file that is not UTF-8 (its decoding is
+decided on the whole file), or one with lone-CR line ends. Whether a file
+really is grouped by patient is seen only when its pieces are read; the
+chunked assessment checks it (carscore.chunked).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from carscore.contract import Contract
+from carscore.csvfile import prepare_file
+from carscore.decoding import FileProblem
+from carscore.errors import InputProblem
+from carscore.headers import ColumnMap, plan_columns
+from carscore.sources import Source, _reason
+
+# the first block read of a file to find its header, its delimiter and its encoding
+_HEAD_BYTES = 1 << 16
+
+
+@dataclass
+class Piece:
+    """One source's header and a run of its records, read as a file of its own."""
+
+    source: Source  # named as the file it comes from: messages name that file
+    file_order: int  # the file's place among all sources (input order)
+    line_offset: int = 0  # added to a record's line in the piece: its line in the file
+    header_lines: int = 1  # lines of the header (kept as they are: never offset)
+    whole: bool = True  # the whole file, not a piece of a streamed one
+
+
+@dataclass
+class Chunk:
+    pieces: list[Piece] = field(default_factory=list)
+    problems: list[InputProblem] = field(default_factory=list)  # files that could not be read at all
+
+    @property
+    def size(self) -> int:
+        return sum(len(p.source.data) for p in self.pieces)
+
+
+def chunks(
+    sources: list[Source],
+    contract: Contract,
+    chunk_bytes: int,
+    column_map: dict[str, str] | None = None,
+    ignore_unknown: bool = False,
+) -> Iterator[Chunk]:
+    """The sources in input order as chunks of about ``chunk_bytes`` each."""
+    current = Chunk()
+    for order, src in enumerate(sources):
+        size = len(src.data) if src.path is None else _size(src.path)
+        if src.path is not None and size is not None and size > chunk_bytes:
+            streamed = _streamed(src, order, contract, chunk_bytes, column_map, ignore_unknown)
+            if streamed is not None:
+                if current.pieces or current.problems:
+                    yield current
+                    current = Chunk()
+                for piece in streamed:
+                    yield Chunk([piece])
+                continue
+        try:
+            data = src.data if src.path is None else _read(src.path)
+        except OSError as exc:
+            current.problems.append(InputProblem(src.name, f"cannot be read: {_reason(exc)}"))
+            continue
+        current.pieces.append(Piece(Source(src.name, data), order))
+        if current.size >= chunk_bytes:
+            yield current
+            current = Chunk()
+    if current.pieces or current.problems:
+        yield current
+
+
+def _size(path: str) -> int | None:
+    import os
+
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _streamed(
+    src: Source, order: int, contract: Contract, chunk_bytes: int, column_map: dict[str, str] | None, ignore_unknown: bool
+) -> Iterator[Piece] | None:
+    """The pieces of a large file, or None when it must be read whole."""
+    assert src.path is not None
+    try:
+        with open(src.path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return None  # named when it is read whole
+    layout = _layout(src.name, head, contract, column_map, ignore_unknown)
+    if layout is None:
+        return None
+    return _cut(src, order, layout, chunk_bytes)
+
+
+@dataclass
+class _Layout:
+    header: bytes  # the header's lines, with their line ends
+    header_lines: int
+    delim: bytes
+    patient_position: int
+
+
+def _layout(
+    name: str, head: bytes, contract: Contract, column_map: dict[str, str] | None, ignore_unknown: bool
+) -> _Layout | None:
+    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        return None  # a byte-order mark or UTF-16: decoded as a whole
+    last_line_end = head.rfind(b"\n")
+    if last_line_end < 0:
+        return None
+    try:
+        head[: last_line_end + 1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # not plain UTF-8: its decoding is decided on the whole file
+    if b"\r" in head.replace(b"\r\n", b""):
+        return None  # lone CR line ends (old Mac Excel) are turned into LF on the whole file
+    try:
+        prep = prepare_file(Source(name, head[: last_line_end + 1]), 0)
+    except FileProblem:
+        return None
+    plan = plan_columns(prep.cells, contract, ColumnMap(column_map, contract), ignore_unknown)
+    positions = [pos for pos, column in plan.keep.items() if column == "patient_id"]
+    if plan.errors or len(positions) != 1:
+        return None
+    header_end = _line_start(head, prep.first)
+    if header_end is None:
+        return None
+    return _Layout(head[:header_end], prep.first, prep.delim.encode(), positions[0])
+
+
+def _line_start(data: bytes, n: int) -> int | None:
+    """The offset where physical line n (0-based) starts."""
+    at = 0
+    for _ in range(n):
+        nl = data.find(b"\n", at)
+        if nl < 0:
+            return None
+        at = nl + 1
+    return at
+
+
+def _cut(src: Source, order: int, layout: _Layout, chunk_bytes: int) -> Iterator[Piece]:
+    assert src.path is not None
+    first_line = layout.header_lines + 1  # the file's line of the first record in the buffer
+    with open(src.path, "rb") as f:
+        f.seek(len(layout.header))
+        buffer = b""
+        while True:
+            block = f.read(chunk_bytes)
+            buffer += block
+            if not block:
+                if buffer:
+                    yield _piece(src, order, layout, buffer, first_line)
+                return
+            if len(buffer) < chunk_bytes:
+                continue
+            cut = _patient_boundary(buffer, layout)
+            if cut is None:
+                continue  # one patient longer than the block: read on
+            part, buffer = buffer[:cut], buffer[cut:]
+            yield _piece(src, order, layout, part, first_line)
+            first_line += part.count(b"\n")
+
+
+def _piece(src: Source, order: int, layout: _Layout, records: bytes, first_line: int) -> Piece:
+    data = layout.header + records
+    return Piece(Source(src.name, data), order, first_line - (layout.header_lines + 1), layout.header_lines, whole=False)
+
+
+def _patient_boundary(buffer: bytes, layout: _Layout) -> int | None:
+    """The offset just after the last line of the buffer whose patient differs
+    from the next line's, outside any quoted cell; None if there is none."""
+    end = buffer.rfind(b"\n")
+    if end < 0:
+        return None
+    later: bytes | None = None  # the patient of the line after the candidate cut
+    stop = end
+    quotes_before = buffer.count(b'"', 0, end + 1) if b'"' in buffer else 0
+    while stop > 0:
+        start = buffer.rfind(b"\n", 0, stop) + 1
+        line = buffer[start:stop]
+        patient = _patient(line, layout)
+        cut = stop + 1
+        if later is not None and patient is not None and patient != later and quotes_before % 2 == 0:
+            return cut
+        if patient is not None:
+            later = patient
+        # quotes on this line are not before the next candidate cut
+        quotes_before -= line.count(b'"')
+        stop = start - 1
+    return None
+
+
+def _patient(line: bytes, layout: _Layout) -> bytes | None:
+    """The patient_id cell of one physical line, or None when the line cannot be
+    read alone (a quoted cell running over lines) or is blank."""
+    line = line.rstrip(b"\r")
+    if not line.strip():
+        return None
+    if b'"' not in line:
+        cells = line.split(layout.delim)
+    else:
+        if line.count(b'"') % 2:
+            return None
+        try:
+            cells = [c.encode() for c in next(csv.reader(io.StringIO(line.decode("utf-8")), delimiter=layout.delim.decode()))]
+        except (csv.Error, UnicodeDecodeError, StopIteration):
+            return None
+    if layout.patient_position >= len(cells):
+        return None
+    value = cells[layout.patient_position].strip()
+    return value or None
