@@ -18,9 +18,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the engine", {"includes", "plan", "batches", "decisions", "combine", "engine"}),
     (
         "reading patient data",
-        {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer"},
+        {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer", "chunking"},
     ),
-    ("assessment and results", {"assess", "rulesources", "report", "cohort", "casefile", "compare"}),
+    ("assessment and results", {"assess", "chunked", "rulesources", "report", "cohort", "casefile", "compare"}),
     ("figures, the HTML report and the registry and CDISC exports", {"figures", "htmlreport", "export"}),
     ("the command line", {"cli"}),
 ]
