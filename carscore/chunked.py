@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from carscore import sources as source_files
 from carscore.assess import Assessment, assess_intake
 from carscore.chunking import Chunk, Piece, chunks
 from carscore.compile import COURSE
@@ -28,7 +29,7 @@ from carscore.csvread import FILE, LINE, FileNotes
 from carscore.engine import Engine
 from carscore.errors import InputProblem
 from carscore.intake import Intake, _empty_courses, _empty_rows, _not_assessed, read_sources
-from carscore.sources import Source, _reason, sources_from_paths
+from carscore.sources import Source, _reason
 
 # About 16 MB of CSV a chunk: measured as the size where the engine's own work
 # per chunk outweighs the cost of starting it, with memory well under 1 GB.
@@ -99,7 +100,7 @@ def assess_in_chunks(
     ``on_days`` made of each chunk's graded days, in input order. ``on_chunk``
     is told the number of courses done after each chunk."""
     notes: list[str] = []
-    sources, source_problems = sources_from_paths(paths, stdin, notes=notes, lazy=True)
+    sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
     run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
     done = 0
     for i, chunk in enumerate(chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)):

@@ -34,12 +34,15 @@ from carscore.cli.inputs import (
     RulesOption,
     SystemsOption,
     TimezoneOption,
+    assess_cohort,
     read_input,
 )
 from carscore.cli.output import (
     OutputError,
     check_stdout_usable,
+    indented,
     json_bytes,
+    json_text_bytes,
     refuse_input_as_output,
     reserve_standard_streams,
     say,
@@ -90,8 +93,11 @@ def _emit(
 
     try:
         if fmt is Format.json:
-            doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
-            write(json_bytes(doc, 1 if include_days else 2), output)
+            if indented(output):
+                doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
+                write(json_bytes(doc, 1 if include_days else 2), output)
+            else:
+                write(json_text_bytes(report.document_text(assessment, include_days, cohort)), output)
         elif fmt is Format.csv:
             table = report.day_table(assessment) if include_days else report.summary_table(assessment)
             write(report.csv_text(table).encode("utf-8"), output)
@@ -114,6 +120,17 @@ def _emit(
 
 # --- commands -------------------------------------------------------------------
 
+AllOption = Annotated[bool, typer.Option("--all", help="With the table format: show every course, however many.")]
+# the table format shows a screenful of courses: each course of grade is a table of its days
+GRADE_TABLE_COURSES = 10
+
+
+def cohort_table_courses() -> int:
+    """A screenful of the cohort's course table (one line a course)."""
+    import shutil
+
+    return max(20, shutil.get_terminal_size((100, 50)).lines - 5)
+
 
 @app.command()
 @guarded
@@ -131,6 +148,7 @@ def grade(
     infusions: InfusionsOption = None,
     timezone: TimezoneOption = None,
     systems: SystemsOption = None,
+    show_all: AllOption = False,
 ) -> None:
     """Grade every day of every course in one CSV file, with the reason for each grade."""
     if source_format is None:
@@ -149,7 +167,7 @@ def grade(
     def render(a: Any, console: Any) -> None:
         from carscore.cli.render import render_grade
 
-        render_grade(a, console)
+        render_grade(a, console, None if show_all else GRADE_TABLE_COURSES)
 
     _emit(assessment, fmt, output, True, None, render)
 
@@ -169,28 +187,51 @@ def cohort(
     infusions: InfusionsOption = None,
     timezone: TimezoneOption = None,
     systems: SystemsOption = None,
+    show_all: AllOption = False,
+    rates: Annotated[
+        bool,
+        typer.Option(
+            "--rates", help="With --format csv: the cohort rates (and grade distributions) instead of the course summaries."
+        ),
+    ] = False,
 ) -> None:
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
+    if rates and (fmt is not Format.csv or days):
+        raise usage("--rates writes the cohort rates as CSV: use it with --format csv and without --days")
     stdin, engine = start(paths, output, rules, systems)
 
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_of
 
     import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
-    if source_format is None and sys.stderr is not None and sys.stderr.isatty():
+    if source_format is None and not days:
+        # summaries only: chunk by chunk, in memory bounded by the chunk (carscore.chunked)
+        assessment = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns)
+    elif source_format is None and sys.stderr is not None and sys.stderr.isatty():
         from carscore.cli.console import file_progress
 
         with file_progress(None) as advance:
             intake = read_input(paths, engine, stdin, *import_options, on_file=advance)
+        assessment = assess_intake(intake, engine, reasons=days)
     else:
         intake = read_input(paths, engine, stdin, *import_options)
-    assessment = assess_intake(intake, engine, reasons=days)
+        assessment = assess_intake(intake, engine, reasons=days)
     stats = cohort_of(assessment, confidence)
+    if rates:
+        from carscore import report
+        from carscore.export.rates import rates_table
+
+        try:
+            write(report.csv_text(rates_table(stats, assessment.rulesets)).encode("utf-8"), output)
+        except OutputError:
+            report_problems(assessment)
+            raise
+        raise typer.Exit(report_problems(assessment))
 
     def render(a: Any, console: Any) -> None:
         from carscore.cli.cohort_view import render_cohort
 
-        render_cohort(a, stats, console)
+        render_cohort(a, stats, console, None if show_all else cohort_table_courses())
 
     _emit(assessment, fmt, output, days, stats, render)
 

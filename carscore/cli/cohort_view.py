@@ -53,7 +53,8 @@ def _cohort_columns(grades: tuple[OutputView, ...], wide: bool) -> list[str]:
 PATIENT_COLUMN_MIN_WIDTH, PATIENT_COLUMN_MAX_WIDTH = 8, 24
 
 
-def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
+def render_cohort(a: Any, stats: dict[str, Any], console: Console, limit: int | None = None) -> None:
+    """The courses (``limit`` at most: csv and json hold them all), then the cohort's outcomes."""
     from carscore import report
 
     rows = report.summary_rows(a)
@@ -66,12 +67,11 @@ def render_cohort(a: Any, stats: dict[str, Any], console: Console) -> None:
             t.add_column(name, overflow="fold", min_width=PATIENT_COLUMN_MIN_WIDTH, max_width=PATIENT_COLUMN_MAX_WIDTH)
         else:
             t.add_column(name)
-    limit = 200
     for s in rows[:limit]:
         cells = _course_cells(s, grades)
         t.add_row(*(cells[n] for n in names))
-    if len(rows) > limit:
-        t.caption = f"first {limit} of {len(rows)} courses shown; use --format csv or json for all"
+    if limit is not None and len(rows) > limit:
+        t.caption = f"first {limit} of {len(rows):,} courses shown: add --all to show them all, or use --format csv or json"
     console.print(t)
     console.print(cohort_table(stats, grades, tuple(rate_views(a.rulesets))))
 

@@ -90,6 +90,17 @@ def text_console() -> tuple[Console, io.StringIO]:
 
 
 @contextmanager
+def course_progress() -> Iterator[Callable[[int], None]]:
+    """Courses assessed so far, on stderr, while a large cohort is read chunk by chunk."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("assessing: {task.fields[done]:,} courses done"), TimeElapsedColumn())
+    with Progress(*columns, console=error_console(), transient=True) as progress:
+        task = progress.add_task("courses", total=None, done=0)
+        yield lambda done: progress.update(task, done=done)
+
+
+@contextmanager
 def file_progress(total: int | None) -> Iterator[Callable[[], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

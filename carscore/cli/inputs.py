@@ -113,3 +113,24 @@ def read_input(
     intake.problems[:0] = problems
     intake.notes[:0] = source_notes
     return intake
+
+
+def assess_cohort(paths: list[str], engine: Any, stdin: bytes | None, column: list[str] | None, ignore_unknown: bool) -> Any:
+    """Patient CSV files assessed chunk by chunk (carscore.chunked): the course
+    summaries, in memory bounded by the chunk; courses done shown on a terminal."""
+    import sys
+
+    from carscore.chunked import assess_in_chunks
+    from carscore.csvread import parse_column_map
+
+    column_map = parse_column_map(column or [], engine.contract)
+    if sys.stderr is None or not sys.stderr.isatty():
+        assessment, _ = assess_in_chunks(paths, engine, stdin, column_map=column_map, ignore_unknown=ignore_unknown)
+        return assessment
+    from carscore.cli.console import course_progress
+
+    with course_progress() as tell:
+        assessment, _ = assess_in_chunks(
+            paths, engine, stdin, column_map=column_map, ignore_unknown=ignore_unknown, on_chunk=tell
+        )
+    return assessment

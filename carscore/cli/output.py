@@ -244,11 +244,21 @@ JSON_UNSAFE = r"[\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
 
 
 def json_bytes(doc: dict[str, Any], indent: int) -> bytes:
+    return json_text_bytes(json.dumps(doc, indent=indent, ensure_ascii=False, default=str))
+
+
+def json_text_bytes(text: str) -> bytes:
+    """JSON text as written: characters that hide or reorder text escaped."""
     import re
 
-    text = json.dumps(doc, indent=indent, ensure_ascii=False, default=str)
     text = re.sub(JSON_UNSAFE, lambda m: f"\\u{ord(m.group(0)):04x}", text)
     return (text + "\n").encode("utf-8")
+
+
+def indented(output: Any) -> bool:
+    """JSON is indented for a person at a terminal; compact (and much faster to
+    write) for a file or a pipe."""
+    return (output is None or str(output) == "-") and sys.stdout is not None and sys.stdout.isatty()
 
 
 def usage(message: str) -> Exception:

@@ -122,13 +122,24 @@ def _is_quiet(key: str, day: dict[str, Any], shown: Shown) -> bool:
     return grade == 0 and reason.startswith(view.quiet) if view.quiet else False
 
 
-def render_grade(a: Any, console: Console) -> None:
-    from carscore import report
+def render_grade(a: Any, console: Console, limit: int | None = None) -> None:
+    """Every course's day table, reasons and summary; ``limit`` courses at most
+    (a table of a thousand courses is read by no one: csv and json hold them all)."""
+    from dataclasses import replace
 
-    days_by_course = report.day_rows(a)
+    import polars as pl
+
+    from carscore import report
+    from carscore.compile import COURSE
+
     summaries = report.summary_rows(a)
     if not summaries:
         message("No course could be assessed.", "bold red")
+    left_out = len(summaries) - limit if limit is not None and len(summaries) > limit else 0
+    if left_out:
+        summaries = summaries[:limit]
+        a = replace(a, days=a.days.filter(pl.col(COURSE).is_in([s["_course"] for s in summaries])))
+    days_by_course = report.day_rows(a)
     view = shown(a.rulesets)
     inline = console.width >= INLINE_REASONS_MIN_WIDTH
     for s in summaries:
@@ -137,6 +148,8 @@ def render_grade(a: Any, console: Console) -> None:
         if not inline:
             console.print(_reason_list(days, view))
         console.print(_summary_panel(s, days, a, s["_course"], view))
+    if left_out:
+        console.print(Text(f"{left_out:,} more courses not shown: add --all to show them, or use --format csv or json", "bold"))
 
 
 # below this width the reasons follow the table as wrapped text instead of a column
