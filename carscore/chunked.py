@@ -146,7 +146,10 @@ def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes
                     pieces.append(Piece(Source(src.name, f.read()), order))
             except OSError as exc:
                 problems.append(InputProblem(src.name, f"cannot be read: {_reason(exc)}"))
-        streamed = {o for files, in_pieces in held if in_pieces for o in files}
+        # a file cut in pieces whose patient is in two of them is not grouped by patient
+        first_files = {o for files, _ in run.held[run.parts[first].first_chunk : run.parts[first].last_chunk + 1] for o in files}
+        last_files = {o for files, _ in run.held[run.parts[last].first_chunk : run.parts[last].last_chunk + 1] for o in files}
+        streamed = {o for files, in_pieces in held if in_pieces for o in files} & first_files & last_files
         for order in sorted(streamed):
             notes.append(
                 f"{sources[order].name}: not grouped by patient_id (a patient's rows are apart), so it was read whole; "
