@@ -18,6 +18,17 @@ from carscore.presentation import COHORT_RATES
 RESPONSES = ("CR", "CRi")
 
 
+# the contract §2 cohort outcomes that no grade declares, in the clinic's words
+# (the grades' rates are labelled from their rule sets' presentation)
+OUTCOME_LABELS = {
+    "orr": "Overall marrow response (CR + CRi)",
+    "cr": "Complete remission (CR)",
+    "mrd_negative_remission": "MRD-negative remission",
+    "cns_remission": "CNS remission (CNS-2/3 at baseline)",
+    "relapse": "Relapse, marrow or CNS (among responders)",
+}
+
+
 def wilson_interval(count: int, n: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
     """Wilson score interval for a binomial proportion (Wilson EB, J Am Stat Assoc 1927)."""
     if n == 0:

@@ -12,6 +12,7 @@ panels and cohort rates from these declarations and names no rule set.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,10 @@ class OutputView:
     rate: str = ""
     at_least: float | None = None
     words: tuple[str, str] = ("yes", "no")  # how a flag's true and false are written (MRD: neg, pos)
+    # its ADaM parameter (outputs.md §1): code (at most 8 characters) and label; else derived from the id
+    paramcd: str = ""
+    param: str = ""
+    param_order: float | None = None  # its place among the parameters (outputs.md §1 table order)
 
     def counts(self, value: Any) -> bool:
         if self.kind == "flag":
@@ -81,6 +86,7 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             "rate",
             "at_least",
             "words",
+            "cdisc",
         }
         r.fields(spec, allowed, {"kind", "label"}, what)
         kind = r.text(spec, "kind", what)
@@ -119,8 +125,33 @@ def read_outputs(r: FieldReader, doc: LDict) -> dict[str, OutputView]:
             rate=rate,
             at_least=at_least,
             words=_words(r, spec, what),
+            **_cdisc(r, spec, what),
         )
     return views
+
+
+def _cdisc(r: FieldReader, spec: LDict, what: str) -> dict[str, Any]:
+    """``cdisc: {paramcd: CRSLEE, param: "CRS Grade (Lee 2014)"}``: the ADaM
+    parameter of a grade (ADaMIG: PARAMCD at most 8 characters, a letter first,
+    letters and digits)."""
+    given = spec.get("cdisc")
+    if given is None:
+        return {}
+    if not isinstance(given, LDict) or set(given) - {"paramcd", "param", "order"} or not {"paramcd", "param"} <= set(given):
+        r.err(f"{what}: 'cdisc' has paramcd, param and optionally order", given, spec)
+        return {}
+    order = given.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
+        r.err(f"{what}: cdisc order is a number (the parameter's place in the dataset)", order, given)
+        return {}
+    code, label = given["paramcd"], given["param"]
+    if not isinstance(code, str) or not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", code):
+        r.err(f"{what}: cdisc paramcd is at most 8 capital letters and digits, a letter first", code, given)
+        return {}
+    if not isinstance(label, str) or not label.strip():
+        r.err(f"{what}: cdisc param is the parameter's label", label, given)
+        return {}
+    return {"paramcd": code, "param": label.strip(), "param_order": order}
 
 
 def _rate(r: FieldReader, spec: LDict, what: str, kind: str) -> tuple[str, float | None]:

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from carscore.cli.console import literal
 from carscore.cli.render import INLINE_REASONS_MIN_WIDTH, _bool, _class, _day_or_dash, _grade, _num
+from carscore.cohort import OUTCOME_LABELS
 from carscore.presentation import OutputView, rate_views, shown
 
 # the course columns around the grades, which come from the rule sets' outputs
@@ -76,15 +77,6 @@ def render_cohort(a: Any, stats: dict[str, Any], console: Console, limit: int | 
     console.print(cohort_table(stats, grades, tuple(rate_views(a.rulesets))))
 
 
-COHORT_LABELS = {
-    "orr": "Overall marrow response (CR + CRi)",
-    "cr": "Complete remission (CR)",
-    "mrd_negative_remission": "MRD-negative remission",
-    "cns_remission": "CNS remission (CNS-2/3 at baseline)",
-    "relapse": "Relapse, marrow or CNS (among responders)",
-}
-
-
 def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = (), rates: tuple[OutputView, ...] = ()) -> Table:
     level = round(stats.get("confidence", 0.95) * 100)
     t = Table(title=f"Cohort outcomes (N = {stats['n_patients']})", title_justify="left", box=box.SIMPLE_HEAVY)
@@ -92,7 +84,7 @@ def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = (), rat
     t.add_column("n/N", justify="right")
     t.add_column("%", justify="right")
     t.add_column(f"{level} % CI (Wilson)", justify="right")
-    shown_rates = [(key, label) for key, label in COHORT_LABELS.items() if key in stats]
+    shown_rates = [(key, label) for key, label in OUTCOME_LABELS.items() if key in stats]
     for view in grades:
         shown_rates += [
             (view.summary_key("any"), f"{view.label}, any grade"),
