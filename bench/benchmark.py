@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""carscore benchmark: time grading and full cohort assessment against the
-time pandas.read_csv needs only to read the same file, in the same run.
+"""carscore benchmark: time the cohort commands against the time
+pandas.read_csv needs only to read the same file, in the same run, with each
+command's peak memory.
 
-    python bench/benchmark.py                       # 20,000 patients x 50 days (~1M patient-days)
-    python bench/benchmark.py --patients 2000       # a quicker run
-    python bench/benchmark.py --split               # also the cohort split into one file per patient
+    python bench/benchmark.py                       # 1M and 4M patient-days (50 days a course)
+    python bench/benchmark.py --size 10m            # 10M patient-days
+    python bench/benchmark.py --size 100k           # a quicker run
+    python bench/benchmark.py --split               # also the first cohort as one file per patient
+    python bench/benchmark.py --library --systems   # also the library's stages and every grading system
     python bench/benchmark.py --long 10000000       # also import a CLIF export of 10 million vital-sign rows
 
 The cohort is made by make_cohort.py from the shared benchmark folder (looked
@@ -84,6 +87,7 @@ def _pandas_long(path: str) -> int:
 
 @stage("cohort")
 def _cohort(path: str, systems: list[str] | None = None) -> int:
+    """The library's unchunked path: every rule set, summaries, statistics, JSON."""
     from carscore import report
     from carscore.assess import assess_intake, load_engine
     from carscore.cohort import cohort_of
@@ -100,6 +104,39 @@ def _cohort(path: str, systems: list[str] | None = None) -> int:
 @stage("cohort_all_systems")
 def _cohort_all_systems(path: str) -> int:
     return _cohort(path, ["all"])
+
+
+def _command(*args: str) -> int:
+    """A carscore command as a user runs it, in this process (so that its peak memory is this process's)."""
+    from carscore.cli.app import main
+
+    sys.argv = ["carscore", *args]
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    return 0
+
+
+@stage("cli_cohort_json")
+def _cli_cohort_json(path: str) -> int:
+    return _command("cohort", path, "--format", "json", "-o", str(Path(path).with_suffix(".cohort.json")))
+
+
+@stage("cli_cohort_days_json")
+def _cli_cohort_days_json(path: str) -> int:
+    return _command("cohort", path, "--days", "--format", "json", "-o", str(Path(path).with_suffix(".days.json")))
+
+
+@stage("cli_cohort_days_csv")
+def _cli_cohort_days_csv(path: str) -> int:
+    return _command("cohort", path, "--days", "--format", "csv", "-o", str(Path(path).with_suffix(".days.csv")))
+
+
+@stage("cli_cohort_folder")
+def _cli_cohort_folder(path: str) -> int:
+    return _command("cohort", path, "--format", "json", "-o", str(Path(path).with_suffix(".cohort.json")))
 
 
 REPEAT = 1
@@ -124,18 +161,30 @@ def run_stage(name: str, path: str) -> None:
     print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def parse_size(text: str) -> int:
+    """'250k', '1m', '10m' or a number: patient-days."""
+    text = text.strip().lower()
+    factor = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * factor)
+
+
+def make(generator: Path, args: list[str]) -> None:
+    subprocess.run([sys.executable, str(generator), *args], check=True)
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--stage":
         run_stage(sys.argv[2], sys.argv[3])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--patients", type=int, default=20000)
-    ap.add_argument("--days", type=int, default=50)
+    ap.add_argument("--size", default="1m,4m", help="cohort sizes in patient-days, comma-separated (e.g. 1m,4m or 10m)")
+    ap.add_argument("--days", type=int, default=50, help="days per course")
     ap.add_argument("--generator", help="path to make_cohort.py")
-    ap.add_argument("--workdir", help="where to write the cohort (default: a temporary folder)")
-    ap.add_argument("--split", action="store_true", help="also assess the cohort as one file per patient")
+    ap.add_argument("--workdir", help="where to write the cohorts (default: a temporary folder)")
+    ap.add_argument("--split", action="store_true", help="also the first cohort as one file per patient (a folder)")
+    ap.add_argument("--library", action="store_true", help="also the library stages: grading with reasons, unchunked cohort")
     ap.add_argument("--long", type=int, default=0, metavar="ROWS", help="also import a CLIF export of about ROWS vital-sign rows")
-    ap.add_argument("--systems", action="store_true", help="also assess the cohort in every grading system (--systems all)")
+    ap.add_argument("--systems", action="store_true", help="also assess the first cohort in every grading system (--systems all)")
     ap.add_argument("--repeat", type=int, default=1, help="run each stage this many times and keep the fastest")
     args = ap.parse_args()
     global REPEAT
@@ -144,69 +193,53 @@ def main() -> None:
     generator = find_generator(args.generator)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="carscore-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    cohort = workdir / f"cohort_{args.patients}x{args.days}.csv"
-    if not cohort.exists():
-        print(f"making {cohort} ...", flush=True)
-        subprocess.run(
-            [sys.executable, str(generator), "--patients", str(args.patients), "--days", str(args.days), "--out", str(cohort)],
-            check=True,
-        )
-    size_mb = cohort.stat().st_size / 1e6
 
     import pandas as pd
     import polars as pl
 
+    print(f"{os.cpu_count()} cores; polars {pl.__version__}, pandas {pd.__version__}; each stage in its own process (time includes start-up)")
+    lines: list[str] = []
     results: list = []
-    print(
-        f"cohort: {cohort.name}, {size_mb:.0f} MB; {os.cpu_count()} cores; polars {pl.__version__}, "
-        f"pandas {pd.__version__}; each stage in its own process (time includes its start-up)"
-    )
-    baseline, _ = timed("pandas.read_csv (read only, the yardstick)", "pandas", cohort, results)
-    grade_seconds, _ = timed("grade CRS + ICANS with reasons (read, parse, grade, word)", "grade", cohort, results)
-    full_seconds, peak_mb = timed("full cohort: every rule set, summaries, statistics, JSON", "cohort", cohort, results)
-    all_seconds = None
-    if args.systems:
-        label = "full cohort in every grading system (--systems all)"
-        all_seconds, all_peak = timed(label, "cohort_all_systems", cohort, results)
-    split_seconds = None
-    if args.split:
-        folder = workdir / f"split_{args.patients}x{args.days}"
-        if not folder.exists():
-            print(f"making {folder} ...", flush=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(generator),
-                    "--patients",
-                    str(args.patients),
-                    "--days",
-                    str(args.days),
-                    "--split",
-                    str(folder),
-                ],
-                check=True,
-            )
-        split_seconds, _ = timed("same cohort as one file per patient (folder)", "cohort", folder, results)
-    long_ratio = None
+    for k, size in enumerate(parse_size(s) for s in args.size.split(",")):
+        patients = max(1, size // args.days)
+        cohort = workdir / f"cohort_{patients}x{args.days}.csv"
+        if not cohort.exists():
+            print(f"making {cohort} ...", flush=True)
+            make(generator, ["--patients", str(patients), "--days", str(args.days), "--out", str(cohort)])
+        label = f"{patients * args.days / 1e6:g}M patient-days"
+        print(f"\n{label}: {cohort.name}, {cohort.stat().st_size / 1e6:,.0f} MB")
+        baseline, _ = timed("pandas.read_csv (read only, the yardstick)", "pandas", cohort, results)
+        seconds, peak = timed("carscore cohort FILE --format json", "cli_cohort_json", cohort, results)
+        lines.append(f"{label}: cohort --format json {seconds / baseline:.2f} x pandas, {peak:,.0f} MB peak (target <= 1.5 x, < 1 GB)")
+        if k == 0:
+            days_json, peak_dj = timed("carscore cohort FILE --days --format json", "cli_cohort_days_json", cohort, results)
+            days_csv, peak_dc = timed("carscore cohort FILE --days --format csv", "cli_cohort_days_csv", cohort, results)
+            lines.append(f"{label}: cohort --days --format json {days_json / baseline:.2f} x pandas, {peak_dj:,.0f} MB (target <= 3 x)")
+            lines.append(f"{label}: cohort --days --format csv {days_csv / baseline:.2f} x pandas, {peak_dc:,.0f} MB")
+            if args.library:
+                grade_seconds, _ = timed("library: grade CRS + ICANS with reasons", "grade", cohort, results)
+                full_seconds, full_peak = timed("library: every rule set, unchunked, summaries, JSON", "cohort", cohort, results)
+                lines.append(f"{label}: library grade {grade_seconds / baseline:.2f} x, unchunked cohort {full_seconds / baseline:.2f} x")
+            if args.systems:
+                all_seconds, all_peak = timed("library: every grading system (--systems all)", "cohort_all_systems", cohort, results)
+                lines.append(f"{label}: every grading system {all_seconds / baseline:.2f} x pandas, {all_peak:,.0f} MB")
+            if args.split:
+                folder = workdir / f"split_{patients}x{args.days}"
+                if not folder.exists():
+                    print(f"making {folder} ...", flush=True)
+                    make(generator, ["--patients", str(patients), "--days", str(args.days), "--split", str(folder)])
+                split_seconds, split_peak = timed(f"cohort of a folder of {patients:,} files", "cli_cohort_folder", folder, results)
+                lines.append(f"{label}: folder of {patients:,} files {split_seconds / seconds:.2f} x the single file, {split_peak:,.0f} MB")
     if args.long:
         folder = workdir / f"clif_long_{args.long}"
         if not folder.exists():
             print(f"making {folder} ...", flush=True)
-            maker = ROOT / "bench" / "make_long.py"
-            subprocess.run([sys.executable, str(maker), "--rows", str(args.long), "--out", str(folder)], check=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "make_long.py"), "--rows", str(args.long), "--out", str(folder)], check=True)
         read_long, _ = timed("pandas.read_csv of every table of the CLIF export", "pandas_long", folder, results)
         import_seconds, _ = timed("carscore import --from clif (to Parquet)", "import", folder, results)
-        long_ratio = import_seconds / read_long
+        lines.append(f"import of the CLIF export: {import_seconds / read_long:.2f} x pandas.read_csv of its tables")
     print()
-    print(f"grade CRS + ICANS:   {grade_seconds / baseline:.2f} x pandas.read_csv   (target <= 2)")
-    print(f"full assessment:     {full_seconds / baseline:.2f} x pandas.read_csv   (target <= 3)")
-    if all_seconds is not None:
-        print(f"every grading system: {all_seconds / baseline:.2f} x pandas.read_csv, {all_peak:,.0f} MB peak")
-    if split_seconds is not None:
-        print(f"split into files:    {split_seconds / full_seconds:.2f} x the single file   (target <= 5)")
-    print(f"full assessment peak memory: {peak_mb:,.0f} MB   (target < 2048)")
-    if long_ratio is not None:
-        print(f"import of the CLIF export: {long_ratio:.2f} x pandas.read_csv of its tables")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from carscore.csvread import FILE, LINE, FileNotes
 from carscore.engine import Engine
 from carscore.errors import InputProblem
 from carscore.intake import Intake, _empty_courses, _empty_rows, _not_assessed, read_sources
-from carscore.sources import Source, _reason
+from carscore.sources import Source, file_bytes
 
 # About 16 MB of CSV a chunk: measured as the size where the engine's own work
 # per chunk outweighs the cost of starting it, with memory well under 1 GB.
@@ -47,7 +47,7 @@ class _Part:
     problems: list[InputProblem]
     note_pairs: list[tuple[str, str]]
     file_columns: dict[int, frozenset[str]]
-    patients: set[str]
+    patients: dict[str, set[int]]  # each patient's files (by input order) in this part
     output: Any = None  # what on_days made of its days
 
 
@@ -79,7 +79,7 @@ class ChunkedRun:
             chunk.problems + intake.problems[: len(intake.problems) - len(intake.left_out)],
             intake.note_pairs,
             {orders[i]: cols for i, cols in enumerate(intake.file_columns)},
-            set(intake.courses["patient_id"].to_list()),
+            _patient_files(courses),
             output,
         )
 
@@ -114,16 +114,25 @@ def assess_in_chunks(
     return _merged(run, engine, sources, source_problems, notes), [p.output for p in run.parts]
 
 
+def _patient_files(courses: pl.DataFrame) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for patient, order in courses.select("patient_id", "_file_index").iter_rows():
+        found.setdefault(patient, set()).add(order)
+    return found
+
+
 def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes: list[str]) -> None:
     """Chunks that share a patient are read again as one: the whole stretch of
     chunks from the first to the last that holds the patient."""
     while True:
         owner: dict[str, int] = {}
         clash: tuple[int, int] | None = None
+        ungrouped: set[int] = set()  # files a patient reaches from two pieces: not grouped by patient
         for k, part in enumerate(run.parts):
-            for patient in part.patients:
+            for patient, files in part.patients.items():
                 if patient in owner and owner[patient] != k:
                     clash = (owner[patient], k)
+                    ungrouped = files & run.parts[owner[patient]].patients[patient]
                     break
                 owner[patient] = k
             if clash:
@@ -141,15 +150,12 @@ def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes
             if src.path is None:
                 pieces.append(Piece(Source(src.name, src.data), order))
                 continue
-            try:
-                with open(src.path, "rb") as f:
-                    pieces.append(Piece(Source(src.name, f.read()), order))
-            except OSError as exc:
-                problems.append(InputProblem(src.name, f"cannot be read: {_reason(exc)}"))
-        # a file cut in pieces whose patient is in two of them is not grouped by patient
-        first_files = {o for files, _ in run.held[run.parts[first].first_chunk : run.parts[first].last_chunk + 1] for o in files}
-        last_files = {o for files, _ in run.held[run.parts[last].first_chunk : run.parts[last].last_chunk + 1] for o in files}
-        streamed = {o for files, in_pieces in held if in_pieces for o in files} & first_files & last_files
+            data, problem = file_bytes(src.path, src.name)
+            if problem is not None:
+                problems.append(problem)
+            else:
+                pieces.append(Piece(Source(src.name, data), order))
+        streamed = ungrouped & {o for files, in_pieces in held if in_pieces for o in files}
         for order in sorted(streamed):
             notes.append(
                 f"{sources[order].name}: not grouped by patient_id (a patient's rows are apart), so it was read whole; "

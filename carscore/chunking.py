@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from carscore.contract import Contract
@@ -28,7 +29,8 @@ from carscore.csvfile import prepare_file
 from carscore.decoding import FileProblem
 from carscore.errors import InputProblem
 from carscore.headers import ColumnMap, plan_columns
-from carscore.sources import Source, _reason
+from carscore.parquetin import is_parquet, parquet_as_csv_file
+from carscore.sources import Source, file_bytes
 
 # the first block read of a file to find its header, its delimiter and its encoding
 _HEAD_BYTES = 1 << 16
@@ -67,18 +69,28 @@ def chunks(
     for order, src in enumerate(sources):
         size = len(src.data) if src.path is None else _size(src.path)
         if src.path is not None and size is not None and size > chunk_bytes:
-            streamed = _streamed(src, order, contract, chunk_bytes, column_map, ignore_unknown)
-            if streamed is not None:
-                if current.pieces or current.problems:
-                    yield current
-                    current = Chunk()
-                for piece in streamed:
-                    yield Chunk([piece])
-                continue
-        try:
-            data = src.data if src.path is None else _read(src.path)
-        except OSError as exc:
-            current.problems.append(InputProblem(src.name, f"cannot be read: {_reason(exc)}"))
+            if current.pieces or current.problems:
+                yield current
+                current = Chunk()
+            with _as_text_file(src) as (text_source, problem):
+                streamed = (
+                    None
+                    if text_source is None
+                    else _streamed(text_source, order, contract, chunk_bytes, column_map, ignore_unknown)
+                )
+                if problem is not None:
+                    yield Chunk([], [problem])
+                    continue
+                if streamed is not None:
+                    for piece in streamed:
+                        yield Chunk([piece])
+                    continue
+        if src.path is None:
+            data, problem = src.data, None
+        else:
+            data, problem = file_bytes(src.path, src.name)
+        if problem is not None:
+            current.problems.append(problem)
             continue
         current.pieces.append(Piece(Source(src.name, data), order))
         if current.size >= chunk_bytes:
@@ -97,9 +109,22 @@ def _size(path: str) -> int | None:
         return None
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+@contextmanager
+def _as_text_file(src: Source) -> Iterator[tuple[Source | None, InputProblem | None]]:
+    """The source as a file of text rows: a large Parquet file is written out
+    as CSV first (in bounded memory), and read under its own name."""
+    assert src.path is not None
+    try:
+        with open(src.path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        yield src, None  # named when it is read whole
+        return
+    if not is_parquet(head):
+        yield src, None
+        return
+    with parquet_as_csv_file(src.name, src.path) as (temporary, problem):
+        yield (Source(src.name, b"", path=temporary) if temporary else None), problem
 
 
 def _streamed(

@@ -21,7 +21,7 @@ STDIN = "-"
 # beside an open workbook, and the "._" companions macOS writes on shared
 # and FAT-formatted drives. Left out with a note.
 _NOT_DATA_PREFIXES = ("~$", "._")
-DATA_SUFFIXES = (".csv", ".tsv")
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet")
 
 
 @dataclass
@@ -57,10 +57,11 @@ def sources_from_paths(
         if lazy and os.path.isfile(name):
             sources.append(Source(name, b"", path=name))
             return
-        try:
-            sources.append(Source(name, Path(name).read_bytes()))
-        except OSError as exc:
-            problems.append(InputProblem(name, f"cannot be read: {_reason(exc)}"))
+        data, problem = file_bytes(name, name)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            sources.append(Source(name, data))
 
     for p in paths:
         if p == STDIN:
@@ -68,7 +69,11 @@ def sources_from_paths(
                 said.append("stdin: given twice; read once")
                 continue
             read_as[STDIN] = STDIN
-            sources.append(Source("stdin", stdin or b""))
+            data, problem = as_rows(STDIN, stdin or b"")
+            if problem is not None:
+                problems.append(problem)
+            else:
+                sources.append(Source("stdin", data))
             continue
         try:
             is_dir = Path(p).is_dir()
@@ -95,6 +100,21 @@ def sources_from_paths(
         else:
             problems.append(InputProblem(p, "no such file or folder"))
     return sources, problems
+
+
+def file_bytes(path: str, name: str) -> tuple[bytes, InputProblem | None]:
+    """A file's bytes as rows of text: a Parquet file is turned into its CSV rows."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return b"", InputProblem(name, f"cannot be read: {_reason(exc)}")
+    return as_rows(name, data)
+
+
+def as_rows(name: str, data: bytes) -> tuple[bytes, InputProblem | None]:
+    from carscore.parquetin import is_parquet, parquet_as_csv
+
+    return parquet_as_csv(name, data) if is_parquet(data) else (data, None)
 
 
 def _walk(root: str, problems: list[InputProblem], notes: list[str], seen: dict[str, str]) -> list[str]:

@@ -129,3 +129,15 @@ def test_the_compact_document_text_is_the_document(tmp_path: Path) -> None:
     assert json.loads(report.document_text(assessed, True, stats)) == json.loads(
         json.dumps(report.build_document(assessed, include_days=True, cohort=stats), default=str)
     )
+
+
+def test_a_large_parquet_file_is_streamed_in_chunks_with_the_rows_of_its_csv(tmp_path: Path) -> None:
+    data = cohort_file(tmp_path / "cohort.csv", 12, damaged=(300,))
+    parquet = tmp_path / "cohort.parquet"
+    pl.read_csv(data, infer_schema_length=None).write_parquet(parquet)
+    whole, _ = documents([str(data)], 1 << 30)
+    chunked, _ = assess_in_chunks([str(parquet)], ENGINE, chunk_bytes=4_000)
+    doc = report.build_document(chunked, include_days=False, cohort=cohort_of(chunked))
+    assert [p["summary"] for p in doc["patients"]] == [p["summary"] for p in whole["patients"]]
+    assert doc["cohort"] == whole["cohort"]
+    assert [(p["row"], p["column"]) for p in doc["errors"]][:1] == [(302, "temp_c")]

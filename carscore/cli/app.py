@@ -92,7 +92,17 @@ def _emit(
     from carscore import report
 
     try:
-        if fmt is Format.json:
+        if output is not None and output.suffix.lower() == ".parquet":
+            # Parquet holds the table a CSV would hold, typed (contract: .parquet by extension)
+            if fmt is Format.json:
+                raise usage("a .parquet output holds the CSV table: use --format csv (or leave --format out)")
+            import io
+
+            table = report.day_table(assessment) if include_days else report.summary_table(assessment)
+            buffer = io.BytesIO()
+            table.write_parquet(buffer)
+            write(buffer.getvalue(), output)
+        elif fmt is Format.json:
             if indented(output):
                 doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
                 write(json_bytes(doc, 1 if include_days else 2), output)
