@@ -192,25 +192,26 @@ def _line_start(data: bytes, n: int) -> int | None:
 
 def _cut(src: Source, order: int, layout: _Layout, chunk_bytes: int) -> Iterator[Piece]:
     assert src.path is not None
-    first_line = layout.header_lines + 1  # the file's line of the first record in the buffer
+    first_line = layout.header_lines + 1  # the file's line of the first record of the next piece
+    position = len(layout.header)
     with open(src.path, "rb") as f:
-        f.seek(len(layout.header))
-        buffer = b""
+        want = chunk_bytes
         while True:
-            block = f.read(chunk_bytes)
-            buffer += block
-            if not block:
-                if buffer:
-                    yield _piece(src, order, layout, buffer, first_line)
+            f.seek(position)
+            block = f.read(want)
+            if len(block) < want:  # the end of the file
+                if block:
+                    yield _piece(src, order, layout, block, first_line)
                 return
-            if len(buffer) < chunk_bytes:
-                continue
-            cut = _patient_boundary(buffer, layout)
+            cut = _patient_boundary(block, layout)
             if cut is None:
-                continue  # one patient longer than the block: read on
-            part, buffer = buffer[:cut], buffer[cut:]
-            yield _piece(src, order, layout, part, first_line)
-            first_line += part.count(b"\n")
+                want *= 2  # one patient longer than the block: read more at once
+                continue
+            records = block[:cut]
+            yield _piece(src, order, layout, records, first_line)
+            first_line += records.count(b"\n")
+            position += cut
+            want = chunk_bytes
 
 
 def _piece(src: Source, order: int, layout: _Layout, records: bytes, first_line: int) -> Piece:

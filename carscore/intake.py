@@ -21,6 +21,7 @@ from carscore.combine import column_merge_expr
 from carscore.compile import COURSE, DAY, Compiler
 from carscore.contract import Check, Column, Contract, load_contract
 from carscore.csvread import FILE, LINE, MALFORMED, MALFORMED_COLUMN, MALFORMED_VALUE, read_frames
+from carscore.engine import in_course_order
 from carscore.errors import InputProblem
 from carscore.expr import names_in
 from carscore.plan import column_symbol
@@ -401,7 +402,8 @@ def _course_ages(df: pl.DataFrame) -> pl.DataFrame:
     course_age = pl.col("age_years").drop_nulls().first().over(COURSE)
     patient_age = pl.col("age_years").drop_nulls().first().over("patient_id")
     df = df.with_columns(pl.coalesce(course_age, patient_age).alias("age_years"))
-    return df.sort([COURSE, DAY, "time"], nulls_last=False, maintain_order=True)
+    order = [COURSE, DAY, "time"]
+    return df if in_course_order(df, order) else df.sort(order, nulls_last=False, maintain_order=True)
 
 
 def _empty_rows(contract: Contract) -> pl.DataFrame:

@@ -93,9 +93,12 @@ def summary_rows(a: Assessment) -> list[dict[str, Any]]:
 def _summary_rows(a: Assessment) -> list[dict[str, Any]]:
     keys = summary_keys(a)
     table = _with_missing(a.summaries, keys).join(a.intake.courses, on=COURSE, how="left").sort(COURSE)
-    rows = []
-    for r in table.select([COURSE, "patient_id", "infusion", "file", *keys]).iter_rows(named=True):
-        rows.append({k: _clean(v) for k, v in r.items()})
+    table = table.select([COURSE, "patient_id", "infusion", "file", *keys])
+    rows = table.to_dicts()
+    # only a number that may not be finite or may be whole needs cleaning (_clean)
+    for k in [name for name, dtype in table.schema.items() if dtype.is_float()]:
+        for row in rows:
+            row[k] = _clean(row[k])
     return rows
 
 
