@@ -103,13 +103,30 @@ def assess_in_chunks(
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
     run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
     done = 0
-    for i, chunk in enumerate(chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)):
+    partition: set[int] = set()  # streamed files found not grouped by patient
+    seen: dict[int, set[str]] = {}  # the patients of each streamed file's pieces so far
+    for i, chunk in enumerate(chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown, partition)):
+        if chunk.restarts is not None:
+            # the file starts again, partitioned by patient: its pieces read so far go
+            while run.parts and run.held[run.parts[-1].first_chunk] == ([chunk.restarts], True):
+                done -= run.parts.pop().courses.height
+            notes.append(
+                f"{sources[chunk.restarts].name}: not grouped by patient_id (a patient's rows are apart): "
+                "its rows were dealt by patient into temporary files and read from there"
+            )
         run.held.append((sorted({p.file_order for p in chunk.pieces}), not all(p.whole for p in chunk.pieces)))
         part = run.read(chunk, i, i)
         run.parts.append(part)
         done += part.courses.height
         if on_chunk is not None:
             on_chunk(done)
+        (files, in_pieces) = run.held[-1]
+        if in_pieces and chunk.restarts is None and not any(p.line_map is not None for p in chunk.pieces):
+            (order,) = files
+            earlier = seen.setdefault(order, set())
+            if earlier & set(part.patients):
+                partition.add(order)
+            earlier |= set(part.patients)
     _read_shared_patients_together(run, sources, notes)
     return _merged(run, engine, sources, source_problems, notes), [p.output for p in run.parts]
 
@@ -167,6 +184,9 @@ def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes
 
 def _to_file_lines(intake: Intake, pieces: list[Piece]) -> None:
     """Rows and messages of a piece of a streamed file carry the file's own line numbers."""
+    for i, piece in enumerate(pieces):
+        if piece.line_map is not None:
+            _mapped_lines(intake, i, piece)
     offsets = {i: (p.line_offset, p.header_lines) for i, p in enumerate(pieces) if p.line_offset}
     if not offsets:
         return
@@ -182,6 +202,30 @@ def _to_file_lines(intake: Intake, pieces: list[Piece]) -> None:
     def moved(problem: InputProblem) -> InputProblem:
         if problem.file in names and problem.row > names[problem.file][1]:
             return replace(problem, row=problem.row + names[problem.file][0])
+        return problem
+
+    intake.problems = [moved(p) for p in intake.problems]
+    intake.left_out = [moved(p) for p in intake.left_out]
+
+
+def _mapped_lines(intake: Intake, index: int, piece: Piece) -> None:
+    """A piece of a partitioned file: each of its lines after the header is the file's line in ``line_map``."""
+    import numpy as np
+
+    line_map, header = np.asarray(piece.line_map), piece.header_lines
+
+    def mapped(lines: pl.Series, files: pl.Series) -> pl.Series:
+        values = lines.to_numpy().astype(np.int64)
+        hit = (files.to_numpy() == index) & (values > header)
+        values[hit] = line_map[values[hit] - header - 1]
+        return pl.Series(lines.name, values, dtype=pl.UInt32)
+
+    intake.rows = intake.rows.with_columns(mapped(intake.rows[LINE], intake.rows[FILE]))
+    intake.courses = intake.courses.with_columns(mapped(intake.courses["_first_line"], intake.courses["_file_index"]))
+
+    def moved(problem: InputProblem) -> InputProblem:
+        if problem.file == piece.source.name and header < problem.row <= header + len(line_map):
+            return replace(problem, row=int(line_map[problem.row - header - 1]))
         return problem
 
     intake.problems = [moved(p) for p in intake.problems]

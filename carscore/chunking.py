@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from carscore.contract import Contract
 from carscore.csvfile import prepare_file
@@ -45,12 +49,17 @@ class Piece:
     line_offset: int = 0  # added to a record's line in the piece: its line in the file
     header_lines: int = 1  # lines of the header (kept as they are: never offset)
     whole: bool = True  # the whole file, not a piece of a streamed one
+    # a piece of a partitioned file: the file's line of each of its lines after the header
+    line_map: Any = None
 
 
 @dataclass
 class Chunk:
     pieces: list[Piece] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)  # files that could not be read at all
+    # a file found not grouped by patient starts again here, partitioned by patient:
+    # the chunks read of it so far are replaced (its input order)
+    restarts: int | None = None
 
     @property
     def size(self) -> int:
@@ -63,8 +72,13 @@ def chunks(
     chunk_bytes: int,
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
+    partition: set[int] | None = None,
 ) -> Iterator[Chunk]:
-    """The sources in input order as chunks of about ``chunk_bytes`` each."""
+    """The sources in input order as chunks of about ``chunk_bytes`` each.
+    A streamed file whose input order the reader adds to ``partition`` (it
+    found a patient in two of its pieces) is read again, partitioned by a hash
+    of patient_id, its first partitioned chunk marked ``restarts``."""
+    partition = partition if partition is not None else set()
     current = Chunk()
     for order, src in enumerate(sources):
         size = len(src.data) if src.path is None else _size(src.path)
@@ -83,7 +97,11 @@ def chunks(
                     continue
                 if streamed is not None:
                     for piece in streamed:
+                        if order in partition:
+                            break
                         yield Chunk([piece])
+                    if order in partition and text_source is not None:
+                        yield from _partitioned(text_source, order, contract, chunk_bytes, column_map, ignore_unknown)
                     continue
         if src.path is None:
             data, problem = src.data, None
@@ -212,6 +230,87 @@ def _cut(src: Source, order: int, layout: _Layout, chunk_bytes: int) -> Iterator
             first_line += records.count(b"\n")
             position += cut
             want = chunk_bytes
+
+
+def _partitioned(
+    src: Source, order: int, contract: Contract, chunk_bytes: int, column_map: dict[str, str] | None, ignore_unknown: bool
+) -> Iterator[Chunk]:
+    """A file not grouped by patient, its lines dealt by a hash of patient_id
+    into temporary files of about a chunk each (so a patient's rows meet in
+    one), each read as a piece that keeps every line's own number. A file
+    with quoted cells cannot be dealt line by line: it is read whole."""
+    import numpy as np
+    import polars as pl
+
+    assert src.path is not None
+    with open(src.path, "rb") as f:
+        layout = _layout(src.name, f.read(_HEAD_BYTES), contract, column_map, ignore_unknown)
+    size = _size(src.path) or 0
+    if layout is None or _has_quote(src.path):
+        data, problem = file_bytes(src.path, src.name)
+        yield Chunk([] if problem else [Piece(Source(src.name, data), order)], [problem] if problem else [], restarts=order)
+        return
+    buckets = max(2, -(-size // chunk_bytes))
+    folder = tempfile.mkdtemp(prefix="carscore-")
+    files = [open(os.path.join(folder, f"{b}.csv"), "wb") for b in range(buckets)]  # noqa: SIM115 - closed below
+    lines_of: list[list[Any]] = [[] for _ in range(buckets)]
+    try:
+        first_line = layout.header_lines + 1
+        with open(src.path, "rb") as f:
+            f.seek(len(layout.header))
+            rest = b""
+            while True:
+                block = f.read(chunk_bytes)
+                data = rest + block
+                end = data.rfind(b"\n") + 1 if block else len(data)
+                if not data:
+                    break
+                records, rest = data[:end], data[end:]
+                lines = records.split(b"\n")
+                if records.endswith(b"\n"):
+                    lines.pop()
+                frame = pl.DataFrame({"line": pl.Series(lines, dtype=pl.Binary)})
+                patient = (
+                    pl.col("line")
+                    .cast(pl.String, strict=False)
+                    .str.split(layout.delim.decode())
+                    .list.get(layout.patient_position, null_on_oob=True)
+                    .str.strip_chars()
+                )
+                dealt = frame.with_columns(
+                    (patient.hash(seed=0) % buckets).fill_null(0).alias("bucket"),
+                    (pl.int_range(pl.len()) + first_line).alias("at"),
+                )
+                for (bucket,), group in dealt.group_by("bucket"):
+                    files[bucket].write(b"\n".join(group["line"].to_list()) + b"\n")
+                    lines_of[bucket].append(group["at"].to_numpy())
+                first_line += len(lines)
+                if not block:
+                    break
+        for handle in files:
+            handle.close()
+        restarts: int | None = order
+        for b in range(buckets):
+            if not lines_of[b]:
+                continue
+            with open(os.path.join(folder, f"{b}.csv"), "rb") as handle:
+                records = handle.read()
+            line_map = np.concatenate(lines_of[b])
+            piece = Piece(Source(src.name, layout.header + records), order, 0, layout.header_lines, False, line_map)
+            yield Chunk([piece], restarts=restarts)
+            restarts = None
+    finally:
+        for handle in files:
+            handle.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _has_quote(path: str) -> bool:
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            if b'"' in block:
+                return True
+    return False
 
 
 def _piece(src: Source, order: int, layout: _Layout, records: bytes, first_line: int) -> Piece:

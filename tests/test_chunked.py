@@ -81,15 +81,30 @@ def test_the_day_rows_of_the_chunks_are_the_day_rows_of_one_read(tmp_path: Path)
     assert pl.concat(tables).equals(whole)
 
 
-def test_a_file_not_grouped_by_patient_is_read_whole_with_a_note(tmp_path: Path) -> None:
-    data = cohort_file(tmp_path / "cohort.csv", 8)
+def test_a_file_not_grouped_by_patient_is_dealt_by_patient_with_a_note(tmp_path: Path) -> None:
+    """Its rows are partitioned by a hash of patient_id on disk; every row keeps
+    its own number, and the results are those of one read."""
+    data = cohort_file(tmp_path / "cohort.csv", 8, damaged=(10, 230))
     lines = data.read_text(encoding="utf-8").splitlines()
     moved = lines[:1] + lines[1:200] + lines[260:] + lines[200:260]  # a run of one patient's rows moved to the end
     data.write_text("\n".join(moved) + "\n", encoding="utf-8")
     whole, chunked = documents([str(data)], 2_000)
     assert chunked["patients"] == whole["patients"] and chunked["cohort"] == whole["cohort"]
+    assert chunked["errors"] == whole["errors"]
+    # row 12 stayed; row 232 was in the moved run: it moved down by the rows after the run
+    assert sorted(p["row"] for p in whole["errors"] if p["row"]) == [12, 232 + (len(lines) - 260)]
     notes = [p["message"] for p in chunked["problems"] if p["severity"] == "note"]
-    assert any("not grouped by patient_id" in n for n in notes), notes
+    assert any("not grouped by patient_id" in n and "dealt by patient" in n for n in notes), notes
+
+
+def test_a_file_not_grouped_by_patient_with_quoted_cells_is_read_whole(tmp_path: Path) -> None:
+    data = cohort_file(tmp_path / "cohort.csv", 6)
+    lines = data.read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace("no", '"no"', 1)
+    moved = lines[:1] + lines[1:100] + lines[160:] + lines[100:160]
+    data.write_text("\n".join(moved) + "\n", encoding="utf-8")
+    whole, chunked = documents([str(data)], 2_000)
+    assert chunked["patients"] == whole["patients"] and chunked["cohort"] == whole["cohort"]
 
 
 def test_a_patient_in_two_files_read_in_different_chunks_is_read_as_one(tmp_path: Path) -> None:
