@@ -48,7 +48,7 @@ class _Part:
     note_pairs: list[tuple[str, str]]
     file_columns: dict[int, frozenset[str]]
     patients: dict[str, set[int]]  # each patient's files (by input order) in this part
-    output: Any = None  # what on_days made of its days
+    output: pl.DataFrame | None = None  # what on_days made of its days
 
 
 @dataclass
@@ -61,6 +61,7 @@ class ChunkedRun:
     parts: list[_Part] = field(default_factory=list)
     # per chunk read: the files it held (by input order), and whether they were streamed in pieces
     held: list[tuple[list[int], bool]] = field(default_factory=list)
+    days: pl.DataFrame | None = None  # what on_days made of every chunk's days, courses numbered in input order
 
     def read(self, chunk: Chunk, first: int, last: int) -> _Part:
         """One chunk read, graded and reduced."""
@@ -93,12 +94,13 @@ def assess_in_chunks(
     reasons: bool = False,
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
-    on_days: Callable[[Assessment], Any] | None = None,
+    on_days: Callable[[Assessment], pl.DataFrame] | None = None,
     on_chunk: Callable[[int], None] | None = None,
-) -> tuple[Assessment, list[Any]]:
+) -> tuple[Assessment, pl.DataFrame | None]:
     """The cohort's summaries as one Assessment (its ``days`` empty), and what
-    ``on_days`` made of each chunk's graded days, in input order. ``on_chunk``
-    is told the number of courses done after each chunk."""
+    ``on_days`` made of each chunk's graded days (a table with a ``_course``
+    column: one table, courses numbered as in the Assessment, in their order).
+    ``on_chunk`` is told the number of courses done after each chunk."""
     notes: list[str] = []
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
     run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
@@ -128,7 +130,7 @@ def assess_in_chunks(
                 partition.add(order)
             earlier |= set(part.patients)
     _read_shared_patients_together(run, sources, notes)
-    return _merged(run, engine, sources, source_problems, notes), [p.output for p in run.parts]
+    return _merged(run, engine, sources, source_problems, notes), run.days
 
 
 def _patient_files(courses: pl.DataFrame) -> dict[str, set[int]]:
@@ -236,12 +238,14 @@ def _merged(
     run: ChunkedRun, engine: Engine, sources: list[Source], source_problems: list[InputProblem], notes: list[str]
 ) -> Assessment:
     """Every part's results as one Assessment, courses numbered in input order."""
-    summaries, courses = [], []
+    summaries, courses, outputs = [], [], []
     base = 0
     for part in run.parts:
         n = part.courses.height
         courses.append(part.courses.with_columns((pl.col(COURSE) + base).cast(pl.UInt32)))
         summaries.append(part.summaries.with_columns((pl.col(COURSE) + base).cast(pl.UInt32)))
+        if isinstance(part.output, pl.DataFrame):
+            outputs.append(part.output.with_columns((pl.col(COURSE) + base).cast(pl.UInt32)))
         base += n
     all_courses = pl.concat(courses, how="vertical_relaxed") if courses else _empty_courses()
     all_summaries = pl.concat(summaries, how="vertical_relaxed") if summaries else None
@@ -256,6 +260,9 @@ def _merged(
     else:
         all_summaries = all_summaries.join(renumber, left_on=COURSE, right_on="_old").drop(COURSE).rename({"_new": COURSE})
         all_summaries = all_summaries.sort(COURSE).select(COURSE, pl.exclude(COURSE))
+    if outputs:
+        days = pl.concat(outputs, how="vertical_relaxed").join(renumber, left_on=COURSE, right_on="_old")
+        run.days = days.drop(COURSE).rename({"_new": COURSE}).sort(COURSE, maintain_order=True)
 
     file_order = {s.name: i for i, s in enumerate(sources)}
     problems = _unique([p for part in run.parts for p in part.problems])

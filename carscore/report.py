@@ -6,7 +6,6 @@ set that fills them was not loaded), so that users' scripts can rely on them.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -171,51 +170,6 @@ def build_document(a: Assessment, include_days: bool = True, cohort: dict | None
     # kept for the scripts that read it: the problems of severity "error", without the severity
     doc["errors"] = [p.as_dict() for p in a.intake.problems]
     return doc
-
-
-def days_json(a: Assessment) -> dict[int, str]:
-    """Per course, its days as the text of one JSON array: the values of
-    ``day_rows``, encoded by polars (a million days in seconds, where building
-    a mapping per day in Python takes tens)."""
-    dk, rk = day_keys(a), reason_keys(a)
-    traced = "source" in a.days.columns and a.days["source"].null_count() < a.days.height
-    table = _with_missing(a.days, [*dk, *[f"_reason_{k}" for k in rk], "flags"])
-    values = []
-    for k in dk:
-        col, dtype = pl.col(k), table.schema[k]
-        if dtype.is_float():
-            # as _clean: not a number is null; a whole number is written as one
-            whole = table.select((col.is_null() | col.is_nan() | (col == col.round(0)) & (col.abs() < 2**53)).all()).item()
-            col = col.fill_nan(None).cast(pl.Int64) if whole else col.fill_nan(None)
-        values.append(col.alias(k))
-    values.append(pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))).alias("flags"))
-    values.append(pl.struct([pl.col(f"_reason_{k}").cast(pl.String).alias(k) for k in rk]).alias("reasons"))
-    if traced:
-        values.append(pl.when(pl.col("source") != "").then(pl.col("source")).alias("source"))
-    encoded = table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day"))
-    grouped = encoded.group_by(COURSE, maintain_order=True).agg(pl.col("_day").str.join(","))
-    return {course: f"[{text}]" for course, text in grouped.iter_rows()}
-
-
-def document_text(a: Assessment, include_days: bool = True, cohort: dict | None = None) -> str:
-    """The document of ``build_document`` as compact JSON text, its days
-    encoded by polars (``days_json``)."""
-    doc = build_document(a, include_days=False, cohort=cohort)
-    if not include_days:
-        return json.dumps(doc, ensure_ascii=False, default=str)
-    days = days_json(a)
-    courses = [row[COURSE] for row in summary_rows(a)]
-    patients = []
-    for course, entry in zip(courses, doc.pop("patients")):
-        summary = entry.pop("summary")
-        head = json.dumps(entry, ensure_ascii=False, default=str)[:-1]
-        patients.append(
-            f'{head}, "days": {days.get(course, "[]")}, "summary": {json.dumps(summary, ensure_ascii=False, default=str)}}}'
-        )
-    rest = {k: v for k, v in doc.items() if k not in ("carscore", "rulesets")}
-    first = json.dumps({"carscore": doc["carscore"], "rulesets": doc["rulesets"]}, ensure_ascii=False, default=str)[:-1]
-    tail = json.dumps(rest, ensure_ascii=False, default=str)[1:]
-    return f'{first}, "patients": [{", ".join(patients)}]' + (f", {tail}" if rest else "}")
 
 
 def day_table(a: Assessment) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from carscore.assess import assess_paths, load_engine
 from carscore.chunked import assess_in_chunks
 from carscore.chunking import chunks
 from carscore.cohort import cohort_of
+from carscore.jsontext import days_json, document_bytes
 from carscore.sources import sources_from_paths
 
 SAMPLE = ROOT / "sample_cases" / "tp53_ball_two_infusions.csv"
@@ -55,7 +56,9 @@ def documents(paths: list[str], chunk_bytes: int) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("chunk_bytes", [1_500, 9_000, 1 << 20])
-def test_a_cohort_in_tiny_chunks_gives_the_summaries_statistics_and_problems_of_one_read(tmp_path: Path, chunk_bytes: int) -> None:
+def test_a_cohort_in_tiny_chunks_gives_the_summaries_statistics_and_problems_of_one_read(
+    tmp_path: Path, chunk_bytes: int
+) -> None:
     data = cohort_file(tmp_path / "cohort.csv", 24, damaged=(5, 400, 1500))
     whole, chunked = documents([str(data)], chunk_bytes)
     assert chunked["patients"] == whole["patients"]
@@ -75,10 +78,21 @@ def csv_ids(data: bytes) -> list[str]:
 
 def test_the_day_rows_of_the_chunks_are_the_day_rows_of_one_read(tmp_path: Path) -> None:
     data = cohort_file(tmp_path / "cohort.csv", 10)
-    whole = report.day_table(assess_paths([str(data)], ENGINE))
-    _, tables = assess_in_chunks([str(data)], ENGINE, chunk_bytes=3_000, reasons=True, on_days=report.day_table)
-    assert len(tables) > 3
-    assert pl.concat(tables).equals(whole)
+    whole = assess_paths([str(data)], ENGINE)
+    chunks_read = []
+
+    def table(a):
+        chunks_read.append(a.days.height)
+        return report.day_table(a).with_columns(a.days["_course"])
+
+    chunked, days = assess_in_chunks([str(data)], ENGINE, chunk_bytes=3_000, reasons=True, on_days=table)
+    assert len(chunks_read) > 3
+    assert days.drop("_course").equals(report.day_table(whole))
+    # and as encoded JSON: the document of one read
+    _, encoded = assess_in_chunks([str(data)], ENGINE, chunk_bytes=3_000, reasons=True, on_days=days_json)
+    assert json.loads(document_bytes(chunked, True, None, encoded)) == json.loads(
+        json.dumps(report.build_document(whole), default=str)
+    )
 
 
 def test_a_file_not_grouped_by_patient_is_dealt_by_patient_with_a_note(tmp_path: Path) -> None:
@@ -137,13 +151,13 @@ def test_a_folder_of_many_small_files_in_chunks(tmp_path: Path) -> None:
     assert chunked == whole
 
 
-def test_the_compact_document_text_is_the_document(tmp_path: Path) -> None:
+def test_the_compact_document_is_the_document(tmp_path: Path) -> None:
     data = cohort_file(tmp_path / "cohort.csv", 3)
     assessed = assess_paths([str(data)], ENGINE)
     stats = cohort_of(assessed)
-    assert json.loads(report.document_text(assessed, True, stats)) == json.loads(
-        json.dumps(report.build_document(assessed, include_days=True, cohort=stats), default=str)
-    )
+    for days in (True, False):
+        expected = json.loads(json.dumps(report.build_document(assessed, include_days=days, cohort=stats), default=str))
+        assert json.loads(document_bytes(assessed, days, stats)) == expected
 
 
 def test_a_large_parquet_file_is_streamed_in_chunks_with_the_rows_of_its_csv(tmp_path: Path) -> None:

@@ -42,7 +42,6 @@ from carscore.cli.output import (
     check_stdout_usable,
     indented,
     json_bytes,
-    json_text_bytes,
     refuse_input_as_output,
     reserve_standard_streams,
     say,
@@ -86,31 +85,42 @@ def _emit(
     include_days: bool,
     cohort: dict | None,
     table_renderer: Callable[[Any, Any], None],
+    day_output: Any = None,
 ) -> None:
     """Write the result; then name every problem on stderr and exit 0 or 1. The
-    problems are named even when the result cannot be written (exit 2 then)."""
+    problems are named even when the result cannot be written (exit 2 then).
+    ``day_output``: the days already gathered from the chunks (chunked.assess_in_chunks)."""
     from carscore import report
 
+    def table() -> Any:
+        if not include_days:
+            return report.summary_table(assessment)
+        if day_output is not None:
+            from carscore.compile import COURSE
+
+            return day_output.drop(COURSE)
+        return report.day_table(assessment)
+
     try:
-        if output is not None and output.suffix.lower() == ".parquet":
+        if _parquet(output):
             # Parquet holds the table a CSV would hold, typed (contract: .parquet by extension)
             if fmt is Format.json:
                 raise usage("a .parquet output holds the CSV table: use --format csv (or leave --format out)")
             import io
 
-            table = report.day_table(assessment) if include_days else report.summary_table(assessment)
             buffer = io.BytesIO()
-            table.write_parquet(buffer)
+            table().write_parquet(buffer)
             write(buffer.getvalue(), output)
         elif fmt is Format.json:
             if indented(output):
                 doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
                 write(json_bytes(doc, 1 if include_days else 2), output)
             else:
-                write(json_text_bytes(report.document_text(assessment, include_days, cohort)), output)
+                from carscore.jsontext import document_bytes
+
+                write(document_bytes(assessment, include_days, cohort, day_output), output)
         elif fmt is Format.csv:
-            table = report.day_table(assessment) if include_days else report.summary_table(assessment)
-            write(report.csv_text(table).encode("utf-8"), output)
+            write(report.csv_text(table()).encode("utf-8"), output)
         elif output is None or str(output) == "-":
             from carscore.cli.console import stdout_console
 
@@ -126,6 +136,10 @@ def _emit(
         report_problems(assessment)
         raise
     raise typer.Exit(report_problems(assessment))
+
+
+def _parquet(output: Path | None) -> bool:
+    return output is not None and output.suffix.lower() == ".parquet"
 
 
 # --- commands -------------------------------------------------------------------
@@ -214,9 +228,14 @@ def cohort(
     from carscore.cohort import cohort_of
 
     import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
-    if source_format is None and not days:
-        # summaries only: chunk by chunk, in memory bounded by the chunk (carscore.chunked)
-        assessment = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns)
+    day_output = None
+    shown_days = days and (fmt is not Format.table or _parquet(output))
+    if source_format is None and not (shown_days and fmt is Format.json and indented(output)):
+        # chunk by chunk, in memory bounded by the chunk (carscore.chunked); the days, when
+        # asked, gathered from the chunks already in their written form
+        as_json = fmt is Format.json and not _parquet(output)
+        wanted = None if not shown_days else "json" if as_json else "table"
+        assessment, day_output = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns, wanted)
     elif source_format is None and sys.stderr is not None and sys.stderr.isatty():
         from carscore.cli.console import file_progress
 
@@ -243,7 +262,7 @@ def cohort(
 
         render_cohort(a, stats, console, None if show_all else cohort_table_courses())
 
-    _emit(assessment, fmt, output, days, stats, render)
+    _emit(assessment, fmt, output, days, stats, render, day_output)
 
 
 @app.command()

@@ -115,22 +115,38 @@ def read_input(
     return intake
 
 
-def assess_cohort(paths: list[str], engine: Any, stdin: bytes | None, column: list[str] | None, ignore_unknown: bool) -> Any:
+def assess_cohort(
+    paths: list[str], engine: Any, stdin: bytes | None, column: list[str] | None, ignore_unknown: bool, days: str | None = None
+) -> tuple[Any, Any]:
     """Patient CSV files assessed chunk by chunk (carscore.chunked): the course
-    summaries, in memory bounded by the chunk; courses done shown on a terminal."""
+    summaries, in memory bounded by the chunk; courses done shown on a terminal.
+    ``days``: also every day, as "json" (encoded, jsontext.days_json) or as the
+    "table" of the CSV (report.day_table), gathered from the chunks."""
     import sys
 
     from carscore.chunked import assess_in_chunks
     from carscore.csvread import parse_column_map
 
     column_map = parse_column_map(column or [], engine.contract)
+    on_days = _day_encoder(days)
+    options = {"column_map": column_map, "ignore_unknown": ignore_unknown, "on_days": on_days, "reasons": days is not None}
     if sys.stderr is None or not sys.stderr.isatty():
-        assessment, _ = assess_in_chunks(paths, engine, stdin, column_map=column_map, ignore_unknown=ignore_unknown)
-        return assessment
+        return assess_in_chunks(paths, engine, stdin, **options)
     from carscore.cli.console import course_progress
 
     with course_progress() as tell:
-        assessment, _ = assess_in_chunks(
-            paths, engine, stdin, column_map=column_map, ignore_unknown=ignore_unknown, on_chunk=tell
-        )
-    return assessment
+        return assess_in_chunks(paths, engine, stdin, on_chunk=tell, **options)
+
+
+def _day_encoder(days: str | None) -> Any:
+    if days is None:
+        return None
+    from carscore.compile import COURSE
+
+    if days == "json":
+        from carscore.jsontext import days_json
+
+        return days_json
+    from carscore.report import day_table
+
+    return lambda a: day_table(a).with_columns(a.days[COURSE])

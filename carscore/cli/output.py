@@ -238,19 +238,15 @@ def rule_files(engine: Any) -> list[str]:
     return [rs.file for rs in engine.rulesets]
 
 
-# JSON escapes C0 controls itself; these are shown as \uXXXX too (the same
-# value for every JSON reader), so that a terminal never receives them raw
-JSON_UNSAFE = r"[\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
 
 
 def json_bytes(doc: dict[str, Any], indent: int) -> bytes:
-    return json_text_bytes(json.dumps(doc, indent=indent, ensure_ascii=False, default=str))
-
-
-def json_text_bytes(text: str) -> bytes:
-    """JSON text as written: characters that hide or reorder text escaped."""
+    """JSON text as written: characters that hide or reorder text escaped (jsontext.JSON_UNSAFE)."""
     import re
 
+    from carscore.jsontext import JSON_UNSAFE
+
+    text = json.dumps(doc, indent=indent, ensure_ascii=False, default=str)
     text = re.sub(JSON_UNSAFE, lambda m: f"\\u{ord(m.group(0)):04x}", text)
     return (text + "\n").encode("utf-8")
 

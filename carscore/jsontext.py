@@ -1,0 +1,89 @@
+"""The JSON document (contract §2) as compact text, encoded by polars: a
+million days in seconds, where building a mapping per day in Python and
+encoding it takes tens. The values are those of ``report.build_document``
+(tests hold the two equal); only the spacing differs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from carscore.assess import Assessment
+from carscore.compile import COURSE, DAY
+from carscore.report import _with_missing, build_document, day_keys, reason_keys, summary_keys
+
+# JSON escapes C0 controls itself; these are written as \uXXXX too (the same
+# value for every JSON reader), so that a terminal never receives them raw:
+# C1 controls, zero-width and direction marks, line and paragraph separators
+JSON_UNSAFE = r"[\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+_UNSAFE_CHARACTERS = [
+    chr(c) for c in [*range(0x7F, 0xA0), 0x200B, 0x200E, 0x200F, *range(0x2028, 0x202F), *range(0x2060, 0x206A), 0xFEFF]
+]
+
+
+def _safe(text: pl.Expr) -> pl.Expr:
+    """Every unsafe character written as its \\uXXXX escape (only rows holding one are touched)."""
+    escaped = text
+    for character in _UNSAFE_CHARACTERS:
+        escaped = escaped.str.replace_all(character, f"\\u{ord(character):04x}", literal=True)
+    return pl.when(text.str.contains(JSON_UNSAFE)).then(escaped).otherwise(text)
+
+
+def _cleaned(table: pl.DataFrame, name: str) -> pl.Expr:
+    """As report._clean: a number that is not finite is null; a column of whole numbers is written as whole."""
+    col, dtype = pl.col(name), table.schema[name]
+    if not dtype.is_float():
+        return col
+    finite = pl.when(col.is_finite()).then(col)
+    whole = table.select((col.is_null() | ~col.is_finite() | ((col == col.round(0)) & (col.abs() < 2**53))).all()).item()
+    return finite.cast(pl.Int64) if whole else finite
+
+
+def days_json(a: Assessment) -> pl.DataFrame:
+    """Per course (``_course``), its days as the text of one JSON array (``_days``)."""
+    dk, rk = day_keys(a), reason_keys(a)
+    traced = "source" in a.days.columns and a.days["source"].null_count() < a.days.height
+    table = _with_missing(a.days, [*dk, *[f"_reason_{k}" for k in rk], "flags"])
+    values = [_cleaned(table, k).alias(k) for k in dk]
+    values.append(pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))).alias("flags"))
+    values.append(pl.struct([pl.col(f"_reason_{k}").cast(pl.String).alias(k) for k in rk]).alias("reasons"))
+    if traced:
+        values.append(pl.when(pl.col("source") != "").then(pl.col("source")).alias("source"))
+    encoded = table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day"))
+    grouped = encoded.group_by(COURSE, maintain_order=True).agg(pl.col("_day").str.join(","))
+    return grouped.select(COURSE, pl.concat_str(pl.lit("["), pl.col("_day"), pl.lit("]")).alias("_days"))
+
+
+def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, days: pl.DataFrame | None = None) -> bytes:
+    """The document as compact UTF-8 JSON; ``days``: its days already encoded
+    (``days_json``, as the chunked reader gathers them), else they are encoded here."""
+    keys = summary_keys(a)
+    table = (
+        _with_missing(a.summaries, keys)
+        .join(a.intake.courses.select(COURSE, "patient_id", "infusion", "file"), on=COURSE, how="left")
+        .sort(COURSE)
+    )
+    head = pl.struct("patient_id", "infusion", "file").struct.json_encode().str.strip_suffix("}")
+    summary = pl.struct([_cleaned(table, k).alias(k) for k in keys]).struct.json_encode()
+    parts = [head]
+    if include_days:
+        days = days if days is not None else days_json(a)
+        table = table.join(days, on=COURSE, how="left")
+        parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
+    parts += [pl.lit(',"summary":'), summary, pl.lit("}")]
+    entries = table.select(_safe(pl.concat_str(parts)).alias("_entry"))["_entry"]
+    doc = build_document(a, include_days=False, cohort=cohort)
+    doc.pop("patients")
+    first = _text({"carscore": doc.pop("carscore"), "rulesets": doc.pop("rulesets")})[:-1]
+    tail = _text(doc)[1:]
+    return b"".join([first.encode(), b', "patients": [', ",".join(entries.to_list()).encode(), b"], ", tail.encode(), b"\n"])
+
+
+def _text(value: Any) -> str:
+    import re
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return re.sub(JSON_UNSAFE, lambda m: f"\\u{ord(m.group(0)):04x}", text)
