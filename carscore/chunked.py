@@ -15,7 +15,7 @@ replaced. A file not grouped by patient is then read whole, with a note.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,11 +63,16 @@ class ChunkedRun:
     held: list[tuple[list[int], bool]] = field(default_factory=list)
     days: pl.DataFrame | None = None  # what on_days made of every chunk's days, courses numbered in input order
 
-    def read(self, chunk: Chunk, first: int, last: int) -> _Part:
-        """One chunk read, graded and reduced."""
+    def intake_of(self, chunk: Chunk) -> Intake:
+        """One chunk's rows read and checked, numbered as in its files."""
         sources = [p.source for p in chunk.pieces]
         intake = read_sources(sources, self.engine.contract, column_map=self.column_map, ignore_unknown=self.ignore_unknown)
         _to_file_lines(intake, chunk.pieces)
+        return intake
+
+    def read(self, chunk: Chunk, first: int, last: int, intake: Intake | None = None) -> _Part:
+        """One chunk read (unless ``intake`` is its rows already read), graded and reduced."""
+        intake = intake if intake is not None else self.intake_of(chunk)
         graded = assess_intake(intake, self.engine, reasons=self.reasons)
         output = self.on_days(graded) if self.on_days is not None else None
         orders = [p.file_order for p in chunk.pieces]
@@ -107,7 +112,9 @@ def assess_in_chunks(
     done = 0
     partition: set[int] = set()  # streamed files found not grouped by patient
     seen: dict[int, set[str]] = {}  # the patients of each streamed file's pieces so far
-    for i, chunk in enumerate(chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown, partition)):
+    for i, (chunk, intake) in enumerate(
+        _read_ahead(run, chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown, partition))
+    ):
         if chunk.restarts is not None:
             # the file starts again, partitioned by patient: its pieces read so far go
             while run.parts and run.held[run.parts[-1].first_chunk] == ([chunk.restarts], True):
@@ -117,7 +124,7 @@ def assess_in_chunks(
                 "its rows were dealt by patient into temporary files and read from there"
             )
         run.held.append((sorted({p.file_order for p in chunk.pieces}), not all(p.whole for p in chunk.pieces)))
-        part = run.read(chunk, i, i)
+        part = run.read(chunk, i, i, intake)
         run.parts.append(part)
         done += part.courses.height
         if on_chunk is not None:
@@ -131,6 +138,22 @@ def assess_in_chunks(
             earlier |= set(part.patients)
     _read_shared_patients_together(run, sources, notes)
     return _merged(run, engine, sources, source_problems, notes), run.days
+
+
+def _read_ahead(run: ChunkedRun, pending: Iterator[Chunk]) -> Iterator[tuple[Chunk, Intake]]:
+    """Each chunk with its rows read, the next one read while this one is graded:
+    reading a CSV and grading leave each other's core idle much of the time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def next_read() -> tuple[Chunk, Intake] | None:
+        chunk = next(pending, None)
+        return None if chunk is None else (chunk, run.intake_of(chunk))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carscore-read") as reader:
+        ahead = reader.submit(next_read)
+        while (item := ahead.result()) is not None:
+            ahead = reader.submit(next_read)
+            yield item
 
 
 def _patient_files(courses: pl.DataFrame) -> dict[str, set[int]]:
