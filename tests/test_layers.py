@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "reading patient data",
         {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer", "chunking", "parquetin"},
     ),
-    ("assessment and results", {"assess", "chunked", "rulesources", "report", "cohort", "casefile", "compare"}),
+    ("assessment and results", {"assess", "chunked", "rulesources", "report", "jsontext", "cohort", "casefile", "compare"}),
     ("figures, the HTML report and the registry and CDISC exports", {"figures", "htmlreport", "export"}),
     ("the command line", {"cli"}),
 ]
