@@ -80,6 +80,15 @@ def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dic
 
 
 RATE_KEYS = list(_rate_definitions())
+# the summary keys the contract's rates read
+RATE_SUMMARY_KEYS = (
+    "best_bm_response",
+    "cns_status_baseline",
+    "mrd_negative_remission",
+    "cns_remission_day",
+    "bm_relapse_day",
+    "cns_relapse_day",
+)
 
 
 _MAX_GRADE = re.compile(r"^([a-z][a-z0-9]*)_max_grade(_[a-z0-9_]+)?$")
@@ -130,6 +139,11 @@ def cohort_of(assessment: Any, confidence: float = 0.95) -> dict[str, Any]:
     from carscore.report import summary_rows
 
     rulesets = assessment.rulesets
-    return cohort_statistics(
-        summary_rows(assessment), confidence, [v.summaries for v in grade_views(rulesets)], rate_views(rulesets)
-    )
+    patterns = [v.summaries for v in grade_views(rulesets)]
+    rates = rate_views(rulesets)
+    # only the keys the statistics read
+    keys = [p.replace("*", word, 1) for p in patterns for word in ("max_grade", "onset_day", "days")]
+    keys += [*RATE_SUMMARY_KEYS, *(v.name for v in rates)]
+    known = set(assessment.summaries.columns)
+    rows = summary_rows(assessment, [k for k in dict.fromkeys(keys) if k in known])
+    return cohort_statistics(rows, confidence, patterns, rates)

@@ -11,9 +11,10 @@ from typing import Any
 
 import polars as pl
 
+from carscore import __version__
 from carscore.assess import Assessment
 from carscore.compile import COURSE, DAY
-from carscore.report import _with_missing, build_document, day_keys, reason_keys, summary_keys
+from carscore.report import _with_missing, day_keys, document_tail, reason_keys, ruleset_info, summary_keys
 
 # JSON escapes C0 controls itself; these are written as \uXXXX too (the same
 # value for every JSON reader), so that a terminal never receives them raw:
@@ -75,10 +76,8 @@ def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None
         parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
     parts += [pl.lit(',"summary":'), summary, pl.lit("}")]
     entries = table.select(_safe(pl.concat_str(parts)).alias("_entry"))["_entry"]
-    doc = build_document(a, include_days=False, cohort=cohort)
-    doc.pop("patients")
-    first = _text({"carscore": doc.pop("carscore"), "rulesets": doc.pop("rulesets")})[:-1]
-    tail = _text(doc)[1:]
+    first = _text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1]
+    tail = _text(document_tail(a, cohort))[1:]
     return b"".join([first.encode(), b', "patients": [', ",".join(entries.to_list()).encode(), b"], ", tail.encode(), b"\n"])
 
 

@@ -81,16 +81,19 @@ def _with_missing(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return df.with_columns(missing) if missing else df
 
 
-def summary_rows(a: Assessment) -> list[dict[str, Any]]:
+def summary_rows(a: Assessment, keys: list[str] | None = None) -> list[dict[str, Any]]:
     """One mapping per assessed course: patient_id, infusion, file and the summary keys
-    (built once per assessment; each call gets its own copies to change)."""
+    (built once per assessment; each call gets its own copies to change). ``keys``:
+    only these summary keys, built afresh (a registry's cohort statistics read a
+    dozen keys of two hundred thousand courses: all forty would take a gigabyte)."""
+    if keys is not None:
+        return _summary_rows(a, keys)
     if a.summary_cache is None:
-        a.summary_cache = _summary_rows(a)
+        a.summary_cache = _summary_rows(a, summary_keys(a))
     return [dict(row) for row in a.summary_cache]
 
 
-def _summary_rows(a: Assessment) -> list[dict[str, Any]]:
-    keys = summary_keys(a)
+def _summary_rows(a: Assessment, keys: list[str]) -> list[dict[str, Any]]:
     table = _with_missing(a.summaries, keys).join(a.intake.courses, on=COURSE, how="left").sort(COURSE)
     table = table.select([COURSE, "patient_id", "infusion", "file", *keys])
     rows = table.to_dicts()
@@ -163,13 +166,16 @@ def build_document(a: Assessment, include_days: bool = True, cohort: dict | None
             entry["days"] = days.get(course, [])
         entry["summary"] = s
         patients.append(entry)
-    doc: dict[str, Any] = {"carscore": __version__, "rulesets": ruleset_info(a), "patients": patients}
-    if cohort is not None:
-        doc["cohort"] = cohort
-    doc["problems"] = problem_list(a)
+    return {"carscore": __version__, "rulesets": ruleset_info(a), "patients": patients, **document_tail(a, cohort)}
+
+
+def document_tail(a: Assessment, cohort: dict | None = None) -> dict[str, Any]:
+    """What follows the patients in the document: the cohort, the problems and notes."""
+    tail: dict[str, Any] = {} if cohort is None else {"cohort": cohort}
+    tail["problems"] = problem_list(a)
     # kept for the scripts that read it: the problems of severity "error", without the severity
-    doc["errors"] = [p.as_dict() for p in a.intake.problems]
-    return doc
+    tail["errors"] = [p.as_dict() for p in a.intake.problems]
+    return tail
 
 
 def day_table(a: Assessment) -> pl.DataFrame:
