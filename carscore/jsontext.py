@@ -7,6 +7,7 @@ encoding it takes tens. The values are those of ``report.build_document``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -59,8 +60,17 @@ def days_json(a: Assessment) -> pl.DataFrame:
 
 
 def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, days: pl.DataFrame | None = None) -> bytes:
-    """The document as compact UTF-8 JSON; ``days``: its days already encoded
-    (``days_json``, as the chunked reader gathers them), else they are encoded here."""
+    """The document as compact UTF-8 JSON (``document_parts`` joined)."""
+    return b"".join(document_parts(a, include_days, cohort, days))
+
+
+def document_parts(
+    a: Assessment, include_days: bool, cohort: dict | None = None, days: pl.DataFrame | None = None, courses_a_part: int = 5000
+) -> Iterator[bytes]:
+    """The document as compact UTF-8 JSON, in parts of ``courses_a_part``
+    courses (written one after the other, the whole text is never held);
+    ``days``: its days already encoded (``days_json``, as the chunked reader
+    gathers them), else they are encoded here."""
     keys = summary_keys(a)
     table = (
         _with_missing(a.summaries, keys)
@@ -75,10 +85,12 @@ def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None
         table = table.join(days, on=COURSE, how="left")
         parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
     parts += [pl.lit(',"summary":'), summary, pl.lit("}")]
-    entries = table.select(_safe(pl.concat_str(parts)).alias("_entry"))["_entry"]
-    first = _text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1]
-    tail = _text(document_tail(a, cohort))[1:]
-    return b"".join([first.encode(), b', "patients": [', ",".join(entries.to_list()).encode(), b"], ", tail.encode(), b"\n"])
+    entry = _safe(pl.concat_str(parts))
+    yield (_text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1] + ', "patients": [').encode()
+    for start in range(0, table.height, courses_a_part):
+        text = table.slice(start, courses_a_part).select(entry.str.join(",")).item()
+        yield ((", " if start else "") + text).encode()
+    yield ("], " + _text(document_tail(a, cohort))[1:] + "\n").encode()
 
 
 def _text(value: Any) -> str:

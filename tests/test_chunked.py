@@ -19,7 +19,7 @@ from carscore.assess import assess_paths, load_engine
 from carscore.chunked import assess_in_chunks
 from carscore.chunking import chunks
 from carscore.cohort import cohort_of
-from carscore.jsontext import days_json, document_bytes
+from carscore.jsontext import days_json, document_bytes, document_parts
 from carscore.sources import sources_from_paths
 
 SAMPLE = ROOT / "sample_cases" / "tp53_ball_two_infusions.csv"
@@ -152,12 +152,14 @@ def test_a_folder_of_many_small_files_in_chunks(tmp_path: Path) -> None:
 
 
 def test_the_compact_document_is_the_document(tmp_path: Path) -> None:
-    data = cohort_file(tmp_path / "cohort.csv", 3)
+    data = cohort_file(tmp_path / "cohort.csv", 3)  # six courses
     assessed = assess_paths([str(data)], ENGINE)
     stats = cohort_of(assessed)
     for days in (True, False):
         expected = json.loads(json.dumps(report.build_document(assessed, include_days=days, cohort=stats), default=str))
         assert json.loads(document_bytes(assessed, days, stats)) == expected
+        # written in parts of two courses: the same document
+        assert json.loads(b"".join(document_parts(assessed, days, stats, courses_a_part=2))) == expected
 
 
 def test_a_large_parquet_file_is_streamed_in_chunks_with_the_rows_of_its_csv(tmp_path: Path) -> None:

@@ -116,9 +116,9 @@ def _emit(
                 doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
                 write(json_bytes(doc, 1 if include_days else 2), output)
             else:
-                from carscore.jsontext import document_bytes
+                from carscore.jsontext import document_parts
 
-                write(document_bytes(assessment, include_days, cohort, day_output), output)
+                write(document_parts(assessment, include_days, cohort, day_output), output)
         elif fmt is Format.csv:
             write(report.csv_text(table()).encode("utf-8"), output)
         elif output is None or str(output) == "-":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -128,24 +128,30 @@ def write_all(stream: Any, data: bytes) -> None:
     stream.flush()
 
 
-def to_stdout(data: bytes) -> None:
+def _pieces(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
+    """A result given whole, or piece by piece (a registry's JSON is never held whole)."""
+    return [data] if isinstance(data, (bytes, bytearray)) else data
+
+
+def to_stdout(data: bytes | Iterable[bytes]) -> None:
     with stdout_errors():
         sys.stdout.flush()
         buffer = getattr(sys.stdout, "buffer", None)
-        if buffer is not None:  # data is UTF-8 whatever the terminal's locale
-            write_all(buffer, data)
-        else:
-            sys.stdout.write(data.decode("utf-8"))
+        for piece in _pieces(data):
+            if buffer is not None:  # data is UTF-8 whatever the terminal's locale
+                write_all(buffer, piece)
+            else:
+                sys.stdout.write(piece.decode("utf-8"))
 
 
-def write(data: bytes, output: Path | None) -> None:
+def write(data: bytes | Iterable[bytes], output: Path | None) -> None:
     if output is None or str(output) == "-":
         to_stdout(data)
     else:
         write_file(output, data)
 
 
-def write_file(output: Path, data: bytes) -> None:
+def write_file(output: Path, data: bytes | Iterable[bytes]) -> None:
     """Write ``data`` to ``output`` through a temporary file in the same folder,
     renamed over the target only once complete: a failure (full disk,
     Ctrl-C, ...) never leaves a truncated file in place of a previous good one.
@@ -162,7 +168,8 @@ def write_file(output: Path, data: bytes) -> None:
             raise OutputError(f"cannot write {output}: it is a folder")
         if exists and not target.is_file():
             with open(target, "wb") as fh:
-                write_all(fh, data)
+                for piece in _pieces(data):
+                    write_all(fh, piece)
             return
     except OutputError:
         raise
@@ -186,7 +193,8 @@ def write_file(output: Path, data: bytes) -> None:
         raise OutputError(cannot(str(output), exc)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            write_all(fh, data)
+            for piece in _pieces(data):
+                write_all(fh, piece)
             fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
@@ -236,8 +244,6 @@ def refuse_input_as_output(output: Path | None, inputs: list[str]) -> None:
 
 def rule_files(engine: Any) -> list[str]:
     return [rs.file for rs in engine.rulesets]
-
-
 
 
 def json_bytes(doc: dict[str, Any], indent: int) -> bytes:
