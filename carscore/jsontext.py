@@ -26,12 +26,16 @@ _UNSAFE_CHARACTERS = [
 ]
 
 
-def _safe(text: pl.Expr) -> pl.Expr:
-    """Every unsafe character written as its \\uXXXX escape (only rows holding one are touched)."""
+def _safe(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Every unsafe character of a text column written as its \\uXXXX escape; the
+    column is searched once, and rewritten only when it holds one (it rarely does)."""
+    text = pl.col(name)
+    if not frame.select(text.str.contains(JSON_UNSAFE).any()).item():
+        return frame
     escaped = text
     for character in _UNSAFE_CHARACTERS:
         escaped = escaped.str.replace_all(character, f"\\u{ord(character):04x}", literal=True)
-    return pl.when(text.str.contains(JSON_UNSAFE)).then(escaped).otherwise(text)
+    return frame.with_columns(escaped.alias(name))
 
 
 def _cleaned(table: pl.DataFrame, name: str) -> pl.Expr:
@@ -54,7 +58,7 @@ def days_json(a: Assessment) -> pl.DataFrame:
     values.append(pl.struct([pl.col(f"_reason_{k}").cast(pl.String).alias(k) for k in rk]).alias("reasons"))
     if traced:
         values.append(pl.when(pl.col("source") != "").then(pl.col("source")).alias("source"))
-    encoded = table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day"))
+    encoded = _safe(table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day")), "_day")
     grouped = encoded.group_by(COURSE, maintain_order=True).agg(pl.col("_day").str.join(","))
     return grouped.select(COURSE, pl.concat_str(pl.lit("["), pl.col("_day"), pl.lit("]")).alias("_days"))
 
@@ -77,15 +81,19 @@ def document_parts(
         .join(a.intake.courses.select(COURSE, "patient_id", "infusion", "file"), on=COURSE, how="left")
         .sort(COURSE)
     )
-    head = pl.struct("patient_id", "infusion", "file").struct.json_encode().str.strip_suffix("}")
-    summary = pl.struct([_cleaned(table, k).alias(k) for k in keys]).struct.json_encode()
-    parts = [head]
+    # the course's own values (its days were made safe where they were encoded)
+    table = table.select(
+        COURSE,
+        pl.struct("patient_id", "infusion", "file").struct.json_encode().str.strip_suffix("}").alias("_head"),
+        pl.struct([_cleaned(table, k).alias(k) for k in keys]).struct.json_encode().alias("_summary"),
+    )
+    table = _safe(_safe(table, "_head"), "_summary")
+    parts = [pl.col("_head")]
     if include_days:
         days = days if days is not None else days_json(a)
         table = table.join(days, on=COURSE, how="left")
         parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
-    parts += [pl.lit(',"summary":'), summary, pl.lit("}")]
-    entry = _safe(pl.concat_str(parts))
+    entry = pl.concat_str([*parts, pl.lit(',"summary":'), pl.col("_summary"), pl.lit("}")])
     yield (_text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1] + ', "patients": [').encode()
     for start in range(0, table.height, courses_a_part):
         text = table.slice(start, courses_a_part).select(entry.str.join(",")).item()

@@ -91,3 +91,14 @@ def test_the_table_shows_a_screenful_of_courses_unless_all(tmp_path: Path) -> No
     assert "P11" not in shown.stdout and "P09" in shown.stdout
     everything = cli("grade", str(data), "--all")
     assert "P11" in everything.stdout and "not shown" not in everything.stdout
+
+
+def test_compact_json_escapes_characters_that_hide_or_reorder_text(tmp_path: Path) -> None:
+    hidden = "P\u202e1\u2028x\u0085y"
+    data = write_rows(tmp_path / "odd.csv", [{"patient_id": hidden, "day": d, "temp_c": 38.5, "o2_device": "none"} for d in (0, 1)])
+    for command in (["grade"], ["cohort", "--days"], ["cohort"]):
+        result = cli(*command, str(data), "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        assert all(c not in result.stdout for c in "\u202e\u2028\u0085")
+        assert "\\u202e" in result.stdout
+        assert json.loads(result.stdout)["patients"][0]["patient_id"] == hidden
