@@ -23,7 +23,7 @@ import polars as pl
 
 from carscore import sources as source_files
 from carscore.assess import Assessment, assess_intake
-from carscore.chunking import Chunk, Piece, chunks
+from carscore.chunking import Chunk, Piece, chunks, partitioned
 from carscore.compile import COURSE
 from carscore.csvread import FILE, LINE, FileNotes
 from carscore.engine import Engine
@@ -70,9 +70,9 @@ class ChunkedRun:
         _to_file_lines(intake, chunk.pieces)
         return intake
 
-    def read(self, chunk: Chunk, first: int, last: int, intake: Intake | None = None) -> _Part:
-        """One chunk read (unless ``intake`` is its rows already read), graded and reduced."""
-        intake = intake if intake is not None else self.intake_of(chunk)
+    def read(self, chunk: Chunk, first: int, last: int) -> _Part:
+        """One chunk read, graded and reduced."""
+        intake = self.intake_of(chunk)
         graded = assess_intake(intake, self.engine, reasons=self.reasons)
         output = self.on_days(graded) if self.on_days is not None else None
         orders = [p.file_order for p in chunk.pieces]
@@ -101,59 +101,77 @@ def assess_in_chunks(
     ignore_unknown: bool = False,
     on_days: Callable[[Assessment], pl.DataFrame] | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    workers: int = 2,
 ) -> tuple[Assessment, pl.DataFrame | None]:
     """The cohort's summaries as one Assessment (its ``days`` empty), and what
     ``on_days`` made of each chunk's graded days (a table with a ``_course``
     column: one table, courses numbered as in the Assessment, in their order).
-    ``on_chunk`` is told the number of courses done after each chunk."""
+    ``on_chunk`` is told the number of courses done after each chunk;
+    ``workers`` chunks are graded side by side."""
     notes: list[str] = []
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
     run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
     done = 0
-    partition: set[int] = set()  # streamed files found not grouped by patient
-    seen: dict[int, set[str]] = {}  # the patients of each streamed file's pieces so far
-    for i, (chunk, intake) in enumerate(
-        _read_ahead(run, chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown, partition))
-    ):
-        if chunk.restarts is not None:
-            # the file starts again, partitioned by patient: its pieces read so far go
-            while run.parts and run.held[run.parts[-1].first_chunk] == ([chunk.restarts], True):
-                done -= run.parts.pop().courses.height
-            notes.append(
-                f"{sources[chunk.restarts].name}: not grouped by patient_id (a patient's rows are apart): "
-                "its rows were dealt by patient into temporary files and read from there"
-            )
+    pending = chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)
+    for chunk, part in _graded(run, pending, workers):
         run.held.append((sorted({p.file_order for p in chunk.pieces}), not all(p.whole for p in chunk.pieces)))
-        part = run.read(chunk, i, i, intake)
         run.parts.append(part)
         done += part.courses.height
         if on_chunk is not None:
             on_chunk(done)
-        (files, in_pieces) = run.held[-1]
-        if in_pieces and chunk.restarts is None and not any(p.line_map is not None for p in chunk.pieces):
-            (order,) = files
-            earlier = seen.setdefault(order, set())
-            if earlier & set(part.patients):
-                partition.add(order)
-            earlier |= set(part.patients)
+    _deal_ungrouped_files(run, sources, chunk_bytes, notes, workers)
     _read_shared_patients_together(run, sources, notes)
     return _merged(run, engine, sources, source_problems, notes), run.days
 
 
-def _read_ahead(run: ChunkedRun, pending: Iterator[Chunk]) -> Iterator[tuple[Chunk, Intake]]:
-    """Each chunk with its rows read, the next one read while this one is graded:
-    reading a CSV and grading leave each other's core idle much of the time."""
-    from concurrent.futures import ThreadPoolExecutor
+def _deal_ungrouped_files(run: ChunkedRun, sources: list[Source], chunk_bytes: int, notes: list[str], workers: int) -> None:
+    """A streamed file with a patient in two of its pieces is not grouped by
+    patient: its pieces' results go, and it is read again dealt by patient."""
+    pieces_of: dict[int, list[int]] = {}
+    for k, part in enumerate(run.parts):
+        files, in_pieces = run.held[part.first_chunk]
+        if in_pieces and len(files) == 1:
+            pieces_of.setdefault(files[0], []).append(k)
+    ungrouped = [order for order, indices in pieces_of.items() if _shares_a_patient([run.parts[k] for k in indices])]
+    dropped = {k for order in ungrouped for k in pieces_of[order]}
+    run.parts = [part for k, part in enumerate(run.parts) if k not in dropped]
+    for order in ungrouped:
+        notes.append(
+            f"{sources[order].name}: not grouped by patient_id (a patient's rows are apart): "
+            "its rows were dealt by patient into temporary files and read from there"
+        )
+        dealt = partitioned(sources[order], order, run.engine.contract, chunk_bytes, run.column_map, run.ignore_unknown)
+        for _chunk, part in _graded(run, dealt, workers, first=len(run.held)):
+            run.held.append(([order], True))
+            run.parts.append(part)
 
-    def next_read() -> tuple[Chunk, Intake] | None:
-        chunk = next(pending, None)
-        return None if chunk is None else (chunk, run.intake_of(chunk))
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carscore-read") as reader:
-        ahead = reader.submit(next_read)
-        while (item := ahead.result()) is not None:
-            ahead = reader.submit(next_read)
-            yield item
+def _shares_a_patient(parts: list[_Part]) -> bool:
+    seen: set[str] = set()
+    for part in parts:
+        if seen & part.patients.keys():
+            return True
+        seen |= part.patients.keys()
+    return False
+
+
+def _graded(run: ChunkedRun, pending: Iterator[Chunk], workers: int, first: int = 0) -> Iterator[tuple[Chunk, _Part]]:
+    """Each chunk read and graded, ``workers`` chunks at a time, given back in
+    input order: polars leaves much of a core idle while it grades one chunk
+    (window functions, wording reasons), so two chunks side by side use both."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="carscore-chunk") as pool:
+        queue: deque[tuple[Chunk, Future[_Part]]] = deque()
+        for i, chunk in enumerate(pending, start=first):
+            queue.append((chunk, pool.submit(run.read, chunk, i, i)))
+            if len(queue) > workers:
+                done, future = queue.popleft()
+                yield done, future.result()
+        while queue:
+            done, future = queue.popleft()
+            yield done, future.result()
 
 
 def _patient_files(courses: pl.DataFrame) -> dict[str, set[int]]:

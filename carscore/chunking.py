@@ -57,9 +57,6 @@ class Piece:
 class Chunk:
     pieces: list[Piece] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)  # files that could not be read at all
-    # a file found not grouped by patient starts again here, partitioned by patient:
-    # the chunks read of it so far are replaced (its input order)
-    restarts: int | None = None
 
     @property
     def size(self) -> int:
@@ -72,13 +69,8 @@ def chunks(
     chunk_bytes: int,
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
-    partition: set[int] | None = None,
 ) -> Iterator[Chunk]:
-    """The sources in input order as chunks of about ``chunk_bytes`` each.
-    A streamed file whose input order the reader adds to ``partition`` (it
-    found a patient in two of its pieces) is read again, partitioned by a hash
-    of patient_id, its first partitioned chunk marked ``restarts``."""
-    partition = partition if partition is not None else set()
+    """The sources in input order as chunks of about ``chunk_bytes`` each."""
     current = Chunk()
     for order, src in enumerate(sources):
         size = len(src.data) if src.path is None else _size(src.path)
@@ -97,11 +89,7 @@ def chunks(
                     continue
                 if streamed is not None:
                     for piece in streamed:
-                        if order in partition:
-                            break
                         yield Chunk([piece])
-                    if order in partition and text_source is not None:
-                        yield from _partitioned(text_source, order, contract, chunk_bytes, column_map, ignore_unknown)
                     continue
         if src.path is None:
             data, problem = src.data, None
@@ -232,7 +220,19 @@ def _cut(src: Source, order: int, layout: _Layout, chunk_bytes: int) -> Iterator
             want = chunk_bytes
 
 
-def _partitioned(
+def partitioned(
+    src: Source, order: int, contract: Contract, chunk_bytes: int, column_map: dict[str, str] | None, ignore_unknown: bool
+) -> Iterator[Chunk]:
+    """A large file found not grouped by patient (a patient in two of its
+    pieces), as chunks dealt by patient."""
+    with _as_text_file(src) as (text_source, problem):
+        if problem is not None or text_source is None:
+            yield Chunk([], [problem] if problem else [])
+            return
+        yield from _dealt(text_source, order, contract, chunk_bytes, column_map, ignore_unknown)
+
+
+def _dealt(
     src: Source, order: int, contract: Contract, chunk_bytes: int, column_map: dict[str, str] | None, ignore_unknown: bool
 ) -> Iterator[Chunk]:
     """A file not grouped by patient, its lines dealt by a hash of patient_id
@@ -248,7 +248,7 @@ def _partitioned(
     size = _size(src.path) or 0
     if layout is None or _has_quote(src.path):
         data, problem = file_bytes(src.path, src.name)
-        yield Chunk([] if problem else [Piece(Source(src.name, data), order)], [problem] if problem else [], restarts=order)
+        yield Chunk([] if problem else [Piece(Source(src.name, data), order)], [problem] if problem else [])
         return
     buckets = max(2, -(-size // chunk_bytes))
     folder = tempfile.mkdtemp(prefix="carscore-")
@@ -289,7 +289,6 @@ def _partitioned(
                     break
         for handle in files:
             handle.close()
-        restarts: int | None = order
         for b in range(buckets):
             if not lines_of[b]:
                 continue
@@ -297,8 +296,7 @@ def _partitioned(
                 records = handle.read()
             line_map = np.concatenate(lines_of[b])
             piece = Piece(Source(src.name, layout.header + records), order, 0, layout.header_lines, False, line_map)
-            yield Chunk([piece], restarts=restarts)
-            restarts = None
+            yield Chunk([piece])
     finally:
         for handle in files:
             handle.close()

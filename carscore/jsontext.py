@@ -96,8 +96,11 @@ def document_parts(
     entry = pl.concat_str([*parts, pl.lit(',"summary":'), pl.col("_summary"), pl.lit("}")])
     yield (_text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1] + ', "patients": [').encode()
     for start in range(0, table.height, courses_a_part):
-        text = table.slice(start, courses_a_part).select(entry.str.join(",")).item()
-        yield ((", " if start else "") + text).encode()
+        # taken as UTF-8 bytes straight from polars: made into a Python str first, the
+        # text of a million days (not all ASCII) would be copied and widened twice over
+        text = table.slice(start, courses_a_part).select(entry.str.join(",").cast(pl.Binary)).item()
+        yield (b", " if start else b"")
+        yield text
     yield ("], " + _text(document_tail(a, cohort))[1:] + "\n").encode()
 
 

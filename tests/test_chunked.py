@@ -172,3 +172,18 @@ def test_a_large_parquet_file_is_streamed_in_chunks_with_the_rows_of_its_csv(tmp
     assert [p["summary"] for p in doc["patients"]] == [p["summary"] for p in whole["patients"]]
     assert doc["cohort"] == whole["cohort"]
     assert [(p["row"], p["column"]) for p in doc["errors"]][:1] == [(302, "temp_c")]
+
+
+def test_two_files_not_grouped_by_patient_are_each_dealt_by_patient(tmp_path: Path) -> None:
+    paths = []
+    for k in range(2):
+        data = cohort_file(tmp_path / f"c{k}.csv", 6, seed=k)
+        lines = data.read_text(encoding="utf-8").splitlines()
+        lines = [line.replace("C00", f"K{k}C00") for line in lines]
+        moved = lines[:1] + lines[1:150] + lines[210:] + lines[150:210]
+        data.write_text("\n".join(moved) + "\n", encoding="utf-8")
+        paths.append(str(data))
+    whole, chunked = documents(paths, 2_000)
+    assert chunked["patients"] == whole["patients"] and chunked["cohort"] == whole["cohort"]
+    notes = [p["message"] for p in chunked["problems"] if p["severity"] == "note"]
+    assert sum("dealt by patient" in n for n in notes) == 2
