@@ -50,6 +50,12 @@ class OutputView:
     param: str = ""
     param_order: float | None = None  # its place among the parameters (outputs.md §1 table order)
 
+    def value_in(self, row: dict[str, Any]) -> Any:
+        """This output's value in a day's mapping, or its fallback output's when it is blank
+        (the CNS substatus falls back to the status)."""
+        value = row.get(self.name)
+        return row.get(self.fallback) if value is None and self.fallback else value
+
     def counts(self, value: Any) -> bool:
         if self.kind == "flag":
             return value is True

@@ -25,6 +25,7 @@ from carscore.cli.common import engine_for, report_problems, start, usage
 from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
+    ConfidenceOption,
     Format,
     FormatOption,
     FromOption,
@@ -204,7 +205,7 @@ def cohort(
     output: OutputOption = None,
     days: Annotated[bool, typer.Option("--days", help="Include every day of every course (json/csv).")] = False,
     rules: RulesOption = None,
-    confidence: Annotated[float, typer.Option(help="Confidence level of the Wilson intervals.", min=0.5, max=0.999)] = 0.95,
+    confidence: ConfidenceOption = 0.95,
     column: ColumnOption = None,
     ignore_unknown_columns: IgnoreUnknownOption = False,
     source_format: FromOption = None,

@@ -68,6 +68,9 @@ SystemsOption = Annotated[
         help="Grading systems to grade beside ASTCT (comma-separated ids of rule sets' 'system'), or all.",
     ),
 ]
+ConfidenceOption = Annotated[
+    float, typer.Option("--confidence", help="Confidence level of the Wilson intervals.", min=0.5, max=0.999)
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the result to this file (replaced only once complete; - for stdout)."),

@@ -200,9 +200,7 @@ def _course_table(s: dict[str, Any], days: list[dict[str, Any]], shown: Shown, i
 
 
 def _cell(view: OutputView, day: dict[str, Any]) -> Text:
-    value = day.get(view.name)
-    if value is None and view.fallback:
-        value = day.get(view.fallback)
+    value = view.value_in(day)
     if view.kind == "grade":
         return _grade(value)
     if view.kind == "flag":

@@ -11,6 +11,7 @@ import typer
 from carscore.cli.common import report_problems, start, usage
 from carscore.cli.inputs import (
     ColumnOption,
+    ConfidenceOption,
     FromOption,
     IgnoreUnknownOption,
     InfusionsOption,
@@ -33,7 +34,7 @@ def report(
         typer.Option("--output", "-o", metavar="REPORT.html", help="The HTML file to write (replaced only once complete)."),
     ] = None,
     rules: RulesOption = None,
-    confidence: Annotated[float, typer.Option(help="Confidence level of the Wilson intervals.", min=0.5, max=0.999)] = 0.95,
+    confidence: ConfidenceOption = 0.95,
     column: ColumnOption = None,
     ignore_unknown_columns: IgnoreUnknownOption = False,
     source_format: FromOption = None,

@@ -63,9 +63,7 @@ def measured(value: Any) -> Cell:
 def output_cell(view: OutputView, row: dict[str, Any]) -> Cell:
     """A day output in the kind its rule set declares, with its fallback output
     in its place when blank (the CNS substatus falls back to the status)."""
-    value = row.get(view.name)
-    if value is None and view.fallback:
-        value = row.get(view.fallback)
+    value = view.value_in(row)
     if view.kind == "grade":
         return grade(value)
     if view.kind == "flag":
