@@ -48,7 +48,7 @@ def _cleaned(table: pl.DataFrame, name: str) -> pl.Expr:
     return finite.cast(pl.Int64) if whole else finite
 
 
-def days_json(a: Assessment) -> pl.DataFrame:
+def _days_text(a: Assessment) -> pl.DataFrame:
     """Per course (``_course``), its days as the text of one JSON array (``_days``)."""
     dk, rk = day_keys(a), reason_keys(a)
     traced = "source" in a.days.columns and a.days["source"].null_count() < a.days.height
@@ -63,25 +63,16 @@ def days_json(a: Assessment) -> pl.DataFrame:
     return grouped.select(COURSE, pl.concat_str(pl.lit("["), pl.col("_day"), pl.lit("]")).alias("_days"))
 
 
-def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, days: pl.DataFrame | None = None) -> bytes:
-    """The document as compact UTF-8 JSON (``document_parts`` joined)."""
-    return b"".join(document_parts(a, include_days, cohort, days))
-
-
-def document_parts(
-    a: Assessment, include_days: bool, cohort: dict | None = None, days: pl.DataFrame | None = None, courses_a_part: int = 5000
-) -> Iterator[bytes]:
-    """The document as compact UTF-8 JSON, in parts of ``courses_a_part``
-    courses (written one after the other, the whole text is never held);
-    ``days``: its days already encoded (``days_json``, as the chunked reader
-    gathers them), else they are encoded here."""
+def course_entries(a: Assessment, include_days: bool = True) -> pl.DataFrame:
+    """Per course (``_course``), its whole entry of the document's ``patients``
+    as JSON text (``_entry``): patient_id, infusion, file, days and summary.
+    The chunked reader makes these chunk by chunk, side by side."""
     keys = summary_keys(a)
     table = (
         _with_missing(a.summaries, keys)
         .join(a.intake.courses.select(COURSE, "patient_id", "infusion", "file"), on=COURSE, how="left")
         .sort(COURSE)
     )
-    # the course's own values (its days were made safe where they were encoded)
     table = table.select(
         COURSE,
         pl.struct("patient_id", "infusion", "file").struct.json_encode().str.strip_suffix("}").alias("_head"),
@@ -90,15 +81,34 @@ def document_parts(
     table = _safe(_safe(table, "_head"), "_summary")
     parts = [pl.col("_head")]
     if include_days:
-        days = days if days is not None else days_json(a)
-        table = table.join(days, on=COURSE, how="left")
+        table = table.join(_days_text(a), on=COURSE, how="left")
         parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
     entry = pl.concat_str([*parts, pl.lit(',"summary":'), pl.col("_summary"), pl.lit("}")])
+    return table.select(COURSE, entry.alias("_entry"))
+
+
+def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, entries: pl.DataFrame | None = None) -> bytes:
+    """The document as compact UTF-8 JSON (``document_parts`` joined)."""
+    return b"".join(document_parts(a, include_days, cohort, entries))
+
+
+def document_parts(
+    a: Assessment,
+    include_days: bool,
+    cohort: dict | None = None,
+    entries: pl.DataFrame | None = None,
+    courses_a_part: int = 5000,
+) -> Iterator[bytes]:
+    """The document as compact UTF-8 JSON, in parts of ``courses_a_part``
+    courses (written one after the other, the whole text is never held);
+    ``entries``: the courses' entries already made (``course_entries``, as the
+    chunked reader gathers them, in course order), else they are made here."""
+    entries = entries if entries is not None else course_entries(a, include_days)
     yield (_text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1] + ', "patients": [').encode()
-    for start in range(0, table.height, courses_a_part):
+    for start in range(0, entries.height, courses_a_part):
         # taken as UTF-8 bytes straight from polars: made into a Python str first, the
         # text of a million days (not all ASCII) would be copied and widened twice over
-        text = table.slice(start, courses_a_part).select(entry.str.join(",").cast(pl.Binary)).item()
+        text = entries.slice(start, courses_a_part).select(pl.col("_entry").str.join(",").cast(pl.Binary)).item()
         yield (b", " if start else b"")
         yield text
     yield ("], " + _text(document_tail(a, cohort))[1:] + "\n").encode()

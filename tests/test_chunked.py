@@ -19,7 +19,7 @@ from carscore.assess import assess_paths, load_engine
 from carscore.chunked import assess_in_chunks
 from carscore.chunking import chunks
 from carscore.cohort import cohort_of
-from carscore.jsontext import days_json, document_bytes, document_parts
+from carscore.jsontext import course_entries, document_bytes, document_parts
 from carscore.sources import sources_from_paths
 
 SAMPLE = ROOT / "sample_cases" / "tp53_ball_two_infusions.csv"
@@ -89,7 +89,7 @@ def test_the_day_rows_of_the_chunks_are_the_day_rows_of_one_read(tmp_path: Path)
     assert len(chunks_read) > 3
     assert days.drop("_course").equals(report.day_table(whole))
     # and as encoded JSON: the document of one read
-    _, encoded = assess_in_chunks([str(data)], ENGINE, chunk_bytes=3_000, reasons=True, on_days=days_json)
+    _, encoded = assess_in_chunks([str(data)], ENGINE, chunk_bytes=3_000, reasons=True, on_days=course_entries)
     assert json.loads(document_bytes(chunked, True, None, encoded)) == json.loads(
         json.dumps(report.build_document(whole), default=str)
     )

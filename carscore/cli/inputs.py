@@ -123,8 +123,9 @@ def assess_cohort(
 ) -> tuple[Any, Any]:
     """Patient CSV files assessed chunk by chunk (carscore.chunked): the course
     summaries, in memory bounded by the chunk; courses done shown on a terminal.
-    ``days``: also every day, as "json" (encoded, jsontext.days_json) or as the
-    "table" of the CSV (report.day_table), gathered from the chunks."""
+    ``days``: also every day, as "json" (each course's whole entry of the
+    document, jsontext.course_entries) or as the "table" of the CSV
+    (report.day_table), gathered from the chunks."""
     import sys
 
     from carscore.chunked import assess_in_chunks
@@ -147,9 +148,9 @@ def _day_encoder(days: str | None) -> Any:
     from carscore.compile import COURSE
 
     if days == "json":
-        from carscore.jsontext import days_json
+        from carscore.jsontext import course_entries
 
-        return days_json
+        return course_entries
     from carscore.report import day_table
 
     return lambda a: day_table(a).with_columns(a.days[COURSE])

@@ -129,8 +129,19 @@ def write_all(stream: Any, data: bytes) -> None:
 
 
 def _pieces(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
-    """A result given whole, or piece by piece (a registry's JSON is never held whole)."""
-    return [data] if isinstance(data, (bytes, bytearray)) else data
+    """A result given whole, or piece by piece (a registry's JSON is never held
+    whole): the next piece is made while this one is written."""
+    if isinstance(data, (bytes, bytearray)):
+        yield data
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pieces = iter(data)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carscore-write") as maker:
+        ahead = maker.submit(next, pieces, None)
+        while (piece := ahead.result()) is not None:
+            ahead = maker.submit(next, pieces, None)
+            yield piece
 
 
 def to_stdout(data: bytes | Iterable[bytes]) -> None:
