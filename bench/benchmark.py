@@ -197,7 +197,8 @@ def main() -> None:
     import pandas as pd
     import polars as pl
 
-    print(f"{os.cpu_count()} cores; polars {pl.__version__}, pandas {pd.__version__}; each stage in its own process (time includes start-up)")
+    versions = f"polars {pl.__version__}, pandas {pd.__version__}"
+    print(f"{os.cpu_count()} cores; {versions}; each stage in its own process (time includes start-up)")
     lines: list[str] = []
     results: list = []
     for k, size in enumerate(parse_size(s) for s in args.size.split(",")):
@@ -210,31 +211,38 @@ def main() -> None:
         print(f"\n{label}: {cohort.name}, {cohort.stat().st_size / 1e6:,.0f} MB")
         baseline, _ = timed("pandas.read_csv (read only, the yardstick)", "pandas", cohort, results)
         seconds, peak = timed("carscore cohort FILE --format json", "cli_cohort_json", cohort, results)
-        lines.append(f"{label}: cohort --format json {seconds / baseline:.2f} x pandas, {peak:,.0f} MB peak (target <= 1.5 x, < 1 GB)")
+        ratio = seconds / baseline
+        lines.append(f"{label}: cohort --format json {ratio:.2f} x pandas, {peak:,.0f} MB peak (target <= 1.5 x, < 1 GB)")
         if k == 0:
             days_json, peak_dj = timed("carscore cohort FILE --days --format json", "cli_cohort_days_json", cohort, results)
             days_csv, peak_dc = timed("carscore cohort FILE --days --format csv", "cli_cohort_days_csv", cohort, results)
-            lines.append(f"{label}: cohort --days --format json {days_json / baseline:.2f} x pandas, {peak_dj:,.0f} MB (target <= 3 x)")
+            ratio = days_json / baseline
+            lines.append(f"{label}: cohort --days --format json {ratio:.2f} x pandas, {peak_dj:,.0f} MB (target <= 3 x)")
             lines.append(f"{label}: cohort --days --format csv {days_csv / baseline:.2f} x pandas, {peak_dc:,.0f} MB")
             if args.library:
                 grade_seconds, _ = timed("library: grade CRS + ICANS with reasons", "grade", cohort, results)
                 full_seconds, full_peak = timed("library: every rule set, unchunked, summaries, JSON", "cohort", cohort, results)
-                lines.append(f"{label}: library grade {grade_seconds / baseline:.2f} x, unchunked cohort {full_seconds / baseline:.2f} x")
+                grade_ratio, full_ratio = grade_seconds / baseline, full_seconds / baseline
+                lines.append(f"{label}: library grade {grade_ratio:.2f} x, unchunked cohort {full_ratio:.2f} x")
             if args.systems:
-                all_seconds, all_peak = timed("library: every grading system (--systems all)", "cohort_all_systems", cohort, results)
+                every = "library: every grading system (--systems all)"
+                all_seconds, all_peak = timed(every, "cohort_all_systems", cohort, results)
                 lines.append(f"{label}: every grading system {all_seconds / baseline:.2f} x pandas, {all_peak:,.0f} MB")
             if args.split:
                 folder = workdir / f"split_{patients}x{args.days}"
                 if not folder.exists():
                     print(f"making {folder} ...", flush=True)
                     make(generator, ["--patients", str(patients), "--days", str(args.days), "--split", str(folder)])
-                split_seconds, split_peak = timed(f"cohort of a folder of {patients:,} files", "cli_cohort_folder", folder, results)
-                lines.append(f"{label}: folder of {patients:,} files {split_seconds / seconds:.2f} x the single file, {split_peak:,.0f} MB")
+                name = f"cohort of a folder of {patients:,} files"
+                split_seconds, split_peak = timed(name, "cli_cohort_folder", folder, results)
+                ratio = split_seconds / seconds
+                lines.append(f"{label}: folder of {patients:,} files {ratio:.2f} x the single file, {split_peak:,.0f} MB")
     if args.long:
         folder = workdir / f"clif_long_{args.long}"
         if not folder.exists():
             print(f"making {folder} ...", flush=True)
-            subprocess.run([sys.executable, str(ROOT / "bench" / "make_long.py"), "--rows", str(args.long), "--out", str(folder)], check=True)
+            maker = [sys.executable, str(ROOT / "bench" / "make_long.py"), "--rows", str(args.long), "--out", str(folder)]
+            subprocess.run(maker, check=True)
         read_long, _ = timed("pandas.read_csv of every table of the CLIF export", "pandas_long", folder, results)
         import_seconds, _ = timed("carscore import --from clif (to Parquet)", "import", folder, results)
         lines.append(f"import of the CLIF export: {import_seconds / read_long:.2f} x pandas.read_csv of its tables")
