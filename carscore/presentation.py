@@ -241,3 +241,18 @@ def shown(rulesets: list[Any]) -> Shown:
         columns += [v for v in rs.presentation.values() if v.table and not v.of_course]
         lines += [v for v in rs.presentation.values() if v.of_course]
     return Shown(tuple(columns), tuple(grade_views(rulesets)), tuple(lines), labels, graded)
+
+
+def day_ranges(days: list[int]) -> str:
+    """Days 3, 4, 5, 9 as "3–5, 9"."""
+    if not days:
+        return ""
+    parts, start, prev = [], days[0], days[0]
+    for d in [*days[1:], None]:
+        if d is not None and d == prev + 1:
+            prev = d
+            continue
+        parts.append(str(start) if start == prev else f"{start}–{prev}")
+        if d is not None:
+            start = prev = d
+    return ", ".join(parts)

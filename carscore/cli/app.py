@@ -13,7 +13,6 @@ Every failure is one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ import typer
 from carscore import __version__
 from carscore.cli import export_command, plot_command, report_command
 from carscore.cli.common import engine_for, report_problems, start, usage
+from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, cohort_table_courses, emit, parquet_output
 from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
@@ -49,7 +49,6 @@ from carscore.cli.output import (
     stdout_errors,
     to_stdout,
     write,
-    write_file,
 )
 
 app = typer.Typer(
@@ -79,82 +78,7 @@ def main_options(
     """carscore: CAR-T toxicity grading and disease-course assessment."""
 
 
-def _emit(
-    assessment: Any,
-    fmt: Format,
-    output: Path | None,
-    include_days: bool,
-    cohort: dict | None,
-    table_renderer: Callable[[Any, Any], None],
-    day_output: Any = None,
-) -> None:
-    """Write the result; then name every problem on stderr and exit 0 or 1. The
-    problems are named even when the result cannot be written (exit 2 then).
-    ``day_output``: the days already gathered from the chunks (chunked.assess_in_chunks)."""
-    from carscore import report
-
-    def table() -> Any:
-        if not include_days:
-            return report.summary_table(assessment)
-        if day_output is not None:
-            from carscore.compile import COURSE
-
-            return day_output.drop(COURSE)
-        return report.day_table(assessment)
-
-    try:
-        if _parquet(output):
-            # Parquet holds the table a CSV would hold, typed (contract: .parquet by extension)
-            if fmt is Format.json:
-                raise usage("a .parquet output holds the CSV table: use --format csv (or leave --format out)")
-            import io
-
-            buffer = io.BytesIO()
-            table().write_parquet(buffer)
-            write(buffer.getvalue(), output)
-        elif fmt is Format.json:
-            if indented(output):
-                doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
-                write(json_bytes(doc, 1 if include_days else 2), output)
-            else:
-                from carscore.jsontext import document_parts
-
-                write(document_parts(assessment, include_days, cohort, day_output), output)
-        elif fmt is Format.csv:
-            write(report.csv_text(table()).encode("utf-8"), output)
-        elif output is None or str(output) == "-":
-            from carscore.cli.console import stdout_console
-
-            with stdout_errors():
-                table_renderer(assessment, stdout_console())
-        else:
-            from carscore.cli.console import text_console
-
-            console, buffer = text_console()
-            table_renderer(assessment, console)
-            write_file(output, buffer.getvalue().encode("utf-8"))
-    except OutputError:
-        report_problems(assessment)
-        raise
-    raise typer.Exit(report_problems(assessment))
-
-
-def _parquet(output: Path | None) -> bool:
-    return output is not None and output.suffix.lower() == ".parquet"
-
-
 # --- commands -------------------------------------------------------------------
-
-AllOption = Annotated[bool, typer.Option("--all", help="With the table format: show every course, however many.")]
-# the table format shows a screenful of courses: each course of grade is a table of its days
-GRADE_TABLE_COURSES = 10
-
-
-def cohort_table_courses() -> int:
-    """A screenful of the cohort's course table (one line a course)."""
-    import shutil
-
-    return max(20, shutil.get_terminal_size((100, 50)).lines - 5)
 
 
 @app.command()
@@ -194,7 +118,7 @@ def grade(
 
         render_grade(a, console, None if show_all else GRADE_TABLE_COURSES)
 
-    _emit(assessment, fmt, output, True, None, render)
+    emit(assessment, fmt, output, True, None, render)
 
 
 @app.command()
@@ -230,11 +154,11 @@ def cohort(
 
     import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
     day_output = None
-    shown_days = days and (fmt is not Format.table or _parquet(output))
+    shown_days = days and (fmt is not Format.table or parquet_output(output))
     if source_format is None and not (shown_days and fmt is Format.json and indented(output)):
         # chunk by chunk, in memory bounded by the chunk (carscore.chunked); the days, when
         # asked, gathered from the chunks already in their written form
-        as_json = fmt is Format.json and not _parquet(output)
+        as_json = fmt is Format.json and not parquet_output(output)
         wanted = None if not shown_days else "json" if as_json else "table"
         assessment, day_output = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns, wanted)
     elif source_format is None and sys.stderr is not None and sys.stderr.isatty():
@@ -263,7 +187,7 @@ def cohort(
 
         render_cohort(a, stats, console, None if show_all else cohort_table_courses())
 
-    _emit(assessment, fmt, output, days, stats, render, day_output)
+    emit(assessment, fmt, output, days, stats, render, day_output)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carscore.cli.console import literal, message, printable
-from carscore.presentation import OutputView, Shown, shown
+from carscore.presentation import OutputView, Shown, day_ranges, shown
 
 if TYPE_CHECKING:
     pass
@@ -368,18 +368,6 @@ def _flag_days(days: list[dict[str, Any]]) -> Text | None:
     text.append("Flags\n", style="bold")
     for f, ds in seen.items():
         text.append(f"  {printable(f)}", style="magenta")
-        text.append(f": day {_ranges(ds)}\n")
+        text.append(f": day {day_ranges(ds)}\n")
     text.rstrip()
     return text
-
-
-def _ranges(ds: list[int]) -> str:
-    parts, start, prev = [], ds[0], ds[0]
-    for d in ds[1:] + [None]:  # type: ignore[list-item]
-        if d is not None and d == prev + 1:
-            prev = d
-            continue
-        parts.append(str(start) if start == prev else f"{start}–{prev}")
-        if d is not None:
-            start = prev = d
-    return ", ".join(parts)

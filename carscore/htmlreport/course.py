@@ -16,14 +16,13 @@ from carscore.htmlreport.values import (
     Cell,
     course_value,
     day,
-    day_ranges,
     flag,
     measured,
     not_known,
     number,
     output_cell,
 )
-from carscore.presentation import OutputView, Shown
+from carscore.presentation import OutputView, Shown, day_ranges
 
 # the disease assessments of the contract (section 1, "Disease assessments" and
 # "Cellular kinetics"), as the clinic names them

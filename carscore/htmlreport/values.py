@@ -88,20 +88,5 @@ def course_value(view: OutputView, value: Any) -> str:
     return f"{text} ({view.note})" if view.note else text
 
 
-def day_ranges(days: list[int]) -> str:
-    """Days 3, 4, 5, 9 as "3–5, 9"."""
-    if not days:
-        return ""
-    parts, start, prev = [], days[0], days[0]
-    for d in [*days[1:], None]:
-        if d is not None and d == prev + 1:
-            prev = d
-            continue
-        parts.append(str(start) if start == prev else f"{start}–{prev}")
-        if d is not None:
-            start = prev = d
-    return ", ".join(parts)
-
-
 def percent(part: float | None) -> str:
     return NOT_KNOWN if part is None else f"{100 * part:.1f}"
