@@ -79,6 +79,20 @@ def _rate_definitions() -> dict[str, tuple[Callable[[dict], bool], Callable[[dic
     }
 
 
+def rate_labels(grades: Iterable[Any], rates: Iterable[Any]) -> dict[str, str]:
+    """Every cohort rate in the order tables show it, with its label: the
+    contract's outcomes, each grade's any-grade and higher-grade rates
+    (``COHORT_RATES``), then the rates rule sets declare for their summaries."""
+    labels = dict(OUTCOME_LABELS)
+    for view in grades:
+        for name, least in COHORT_RATES:
+            words = "any grade" if name == "any" else f"grade \u2265 {least:g}"
+            labels[view.summary_key(name)] = f"{view.label}, {words}"
+    for view in rates:
+        labels[view.rate] = view.rate_label
+    return labels
+
+
 RATE_KEYS = list(_rate_definitions())
 # the summary keys the contract's rates read
 RATE_SUMMARY_KEYS = (

@@ -244,3 +244,23 @@ def test_other_grading_systems_get_their_own_rates_and_distributions() -> None:
     assert stats["crs_grades_demo"]["3"] == 1 and stats["crs_grades_demo"]["1"] == 1
     assert (stats["cres_any"]["count"], stats["cres_any"]["n"]) == (1, 2)
     assert stats["cres_grades"]["2"] == 1
+
+
+def test_the_terminal_the_report_and_the_rates_csv_label_each_rate_alike() -> None:
+    """One list of labelled rates (cohort.rate_labels) serves every view of the cohort."""
+    from carscore.assess import assess_paths, load_engine
+    from carscore.cohort import OUTCOME_LABELS, cohort_of, rate_labels
+    from carscore.export.rates import rates_table
+    from carscore.presentation import grade_views, rate_views
+
+    engine = load_engine()
+    labels = rate_labels(grade_views(engine.rulesets), rate_views(engine.rulesets))
+    keys = list(labels)
+    assert keys[: len(OUTCOME_LABELS)] == list(OUTCOME_LABELS)
+    assert labels["crs_grade3plus"] == "CRS, grade \u2265 3" and labels["icans_any"] == "ICANS, any grade"
+    assert keys[-1] == "iec_hs_suspected"  # the declared rates come last
+    a = assess_paths([str(Path(__file__).parent.parent / "sample_cases")], engine)
+    table = rates_table(cohort_of(a), engine.rulesets)
+    written = dict(zip(table["key"], table["label"]))
+    assert set(labels) <= set(written)  # the CSV keeps the JSON's order, and every labelled rate
+    assert all(written[k] == v for k, v in labels.items() if k in written)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from carscore.cli.console import literal
 from carscore.cli.render import INLINE_REASONS_MIN_WIDTH, _bool, _class, _day_or_dash, _grade, _num
-from carscore.cohort import OUTCOME_LABELS
+from carscore.cohort import rate_labels
 from carscore.presentation import OutputView, rate_views, shown
 
 # the course columns around the grades, which come from the rule sets' outputs
@@ -84,14 +84,7 @@ def cohort_table(stats: dict[str, Any], grades: tuple[OutputView, ...] = (), rat
     t.add_column("n/N", justify="right")
     t.add_column("%", justify="right")
     t.add_column(f"{level} % CI (Wilson)", justify="right")
-    shown_rates = [(key, label) for key, label in OUTCOME_LABELS.items() if key in stats]
-    for view in grades:
-        shown_rates += [
-            (view.summary_key("any"), f"{view.label}, any grade"),
-            (view.summary_key("grade3plus"), f"{view.label}, grade ≥ 3"),
-        ]
-    # rates the rule sets declare for their summary keys (ICAHT grade ≥ 3, IEC-HS suspected, ...)
-    shown_rates += [(view.rate, view.rate_label) for view in rates if view.rate in stats]
+    shown_rates = [(key, label) for key, label in rate_labels(grades, rates).items() if key in stats]
     for key, label in shown_rates:
         r = stats[key]
         pct = "–" if r["rate"] is None else f"{100 * r['rate']:.1f}"

@@ -11,23 +11,16 @@ from typing import Any
 
 import polars as pl
 
-from carscore.cohort import OUTCOME_LABELS, rate
-from carscore.presentation import COHORT_RATES, grade_views, rate_views
+from carscore.cohort import rate, rate_labels
+from carscore.presentation import grade_views, rate_views
 from carscore.ruleset import RuleSet
 
 COLUMNS = ["key", "label", "count", "n", "rate", "ci_low", "ci_high"]
 
 
 def _labels(rulesets: list[RuleSet]) -> dict[str, str]:
-    labels = dict(OUTCOME_LABELS)
-    for view in grade_views(rulesets):
-        for name, least in COHORT_RATES:
-            labels[view.summary_key(name)] = (
-                f"{view.label}, any grade" if name == "any" else f"{view.label}, grade \u2265 {least:g}"
-            )
-        labels[view.summary_key("grades")] = f"{view.label}, maximum grade"
-    for view in rate_views(rulesets):
-        labels[view.rate] = view.rate_label
+    labels = rate_labels(grade_views(rulesets), rate_views(rulesets))
+    labels |= {view.summary_key("grades"): f"{view.label}, maximum grade" for view in grade_views(rulesets)}
     return labels
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from carscore.cohort import OUTCOME_LABELS
+from carscore.cohort import rate_labels
 from carscore.htmlreport.course import CourseSection, anchors, course_section
 from carscore.htmlreport.values import Cell, class_value, day, grade, percent
 from carscore.presentation import OutputView, rate_views, shown
 
-# the cohort rates of the contract (section 2, "cohort"), which no rule set declares
-CONTRACT_RATES = OUTCOME_LABELS
 GRADES = range(6)
 
 
@@ -136,14 +134,7 @@ def cohort(
     summaries: list[dict[str, Any]],
     links: list[str],
 ) -> Cohort:
-    keyed = [(key, label) for key, label in CONTRACT_RATES.items() if key in stats]
-    for view in grades:
-        keyed += [
-            (view.summary_key("any"), f"{view.label}, any grade"),
-            (view.summary_key("grade3plus"), f"{view.label}, grade ≥ 3"),
-        ]
-    # rates the rule sets declare for their summary keys (ICAHT grade ≥ 3, IEC-HS suspected, ...)
-    keyed += [(v.rate, v.rate_label) for v in rates if v.rate in stats]
+    keyed = [(key, label) for key, label in rate_labels(grades, rates).items() if key in stats]
     rows = []
     for key, label in keyed:
         r = stats[key]
