@@ -47,7 +47,7 @@ class _Part:
     problems: list[InputProblem]
     note_pairs: list[tuple[str, str]]
     file_columns: dict[int, frozenset[str]]
-    patients: dict[str, set[int]]  # each patient's files (by input order) in this part
+    patients: pl.DataFrame  # patient_id and _file_index (input order) of each course in this part
     output: pl.DataFrame | None = None  # what on_days made of its days
 
 
@@ -85,7 +85,7 @@ class ChunkedRun:
             chunk.problems + intake.problems[: len(intake.problems) - len(intake.left_out)],
             intake.note_pairs,
             {orders[i]: cols for i, cols in enumerate(intake.file_columns)},
-            _patient_files(courses),
+            courses.select("patient_id", "_file_index").unique(),
             output,
         )
 
@@ -147,12 +147,30 @@ def _deal_ungrouped_files(run: ChunkedRun, sources: list[Source], chunk_bytes: i
 
 
 def _shares_a_patient(parts: list[_Part]) -> bool:
-    seen: set[str] = set()
-    for part in parts:
-        if seen & part.patients.keys():
-            return True
-        seen |= part.patients.keys()
-    return False
+    return _first_shared_patient(parts) is not None
+
+
+def _first_shared_patient(parts: list[_Part]) -> tuple[int, int, set[int]] | None:
+    """The first two parts (by index) that hold one patient, and that patient's
+    files in both: a file among them is not grouped by patient; None if no
+    patient is in two parts."""
+    if len(parts) < 2:
+        return None
+    every = pl.concat([p.patients.with_columns(_part=pl.lit(k, pl.UInt32)) for k, p in enumerate(parts)])
+    spread = (
+        every.group_by("patient_id")
+        .agg(pl.col("_part").unique().sort().alias("_parts"))
+        .filter(pl.col("_parts").list.len() > 1)
+        .with_columns(first=pl.col("_parts").list.get(0), second=pl.col("_parts").list.get(1))
+        .sort("second", "first", "patient_id")
+    )
+    if spread.is_empty():
+        return None
+    patient, first, second = spread.row(0, named=True)["patient_id"], spread["first"][0], spread["second"][0]
+    files = every.filter(pl.col("patient_id") == patient)
+    in_first = set(files.filter(pl.col("_part") == first)["_file_index"].to_list())
+    in_second = set(files.filter(pl.col("_part") == second)["_file_index"].to_list())
+    return first, second, in_first & in_second
 
 
 def _graded(run: ChunkedRun, pending: Iterator[Chunk], workers: int, first: int = 0) -> Iterator[tuple[Chunk, _Part]]:
@@ -174,32 +192,12 @@ def _graded(run: ChunkedRun, pending: Iterator[Chunk], workers: int, first: int 
             yield done, future.result()
 
 
-def _patient_files(courses: pl.DataFrame) -> dict[str, set[int]]:
-    found: dict[str, set[int]] = {}
-    for patient, order in courses.select("patient_id", "_file_index").iter_rows():
-        found.setdefault(patient, set()).add(order)
-    return found
-
-
 def _read_shared_patients_together(run: ChunkedRun, sources: list[Source], notes: list[str]) -> None:
     """Chunks that share a patient are read again as one: the whole stretch of
     chunks from the first to the last that holds the patient."""
-    while True:
-        owner: dict[str, int] = {}
-        clash: tuple[int, int] | None = None
-        ungrouped: set[int] = set()  # files a patient reaches from two pieces: not grouped by patient
-        for k, part in enumerate(run.parts):
-            for patient, files in part.patients.items():
-                if patient in owner and owner[patient] != k:
-                    clash = (owner[patient], k)
-                    ungrouped = files & run.parts[owner[patient]].patients[patient]
-                    break
-                owner[patient] = k
-            if clash:
-                break
-        if clash is None:
-            return
-        first, last = clash
+    while (clash := _first_shared_patient(run.parts)) is not None:
+        # ungrouped: files a patient reaches from two pieces (not grouped by patient)
+        first, last, ungrouped = clash
         merged_from, merged_to = run.parts[first].first_chunk, run.parts[last].last_chunk
         held = run.held[merged_from : merged_to + 1]
         orders = sorted({o for files, _ in held for o in files})
