@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from carscore.combine import RowCombine
-from carscore.compile import ANY, BOOL, NUM, CompileError, Compiler, Symbol
+from carscore.compile import ANY, BOOL, NUM, CompileError, Compiler, Symbol, reads_timeline
 from carscore.contract import Contract
 from carscore.decisions import compile_decision, pos
 from carscore.errors import RuleError, RuleErrors
@@ -89,6 +89,7 @@ def _compile(p: Planner) -> Plan:
     days = {k: d for k, d in p.defs.items() if d.kind != "row"}
     graded = p.graded = _graded_lets(p)
     word_batches: dict[int, list[pl.Expr]] = {}
+    same_day_words: list[tuple[int, pl.Expr]] = []
     # the row stage runs first: every day definition may read the row values
     for key in topological(rows) + topological(days):
         d = p.defs[key]
@@ -117,15 +118,40 @@ def _compile(p: Planner) -> Plan:
         # let values only reasons read (their words, the day a value came from) are
         # computed only when reasons are wanted
         words_only = d.kind == "let" and key not in graded
+        if words_only and not reads_timeline(d.payload.node):
+            same_day_words += [(level, e) for e in produced]
+            continue
         target = row_batches if d.kind == "row" else word_batches if words_only else batches
         target.setdefault(level, []).extend(produced)
     if p.errors:
         raise RuleErrors(p.errors)
     plan.row_batches = [row_batches[k] for k in sorted(row_batches)]
     plan.batches = [batches[k] for k in sorted(batches)]
+    plan.deferred_words = _defer_same_day_words(same_day_words, word_batches, plan)
     plan.word_batches = [word_batches[k] for k in sorted(word_batches)]
     plan.captured = p.captured
     return plan
+
+
+def _defer_same_day_words(
+    same_day: list[tuple[int, pl.Expr]], word_batches: dict[int, list[pl.Expr]], plan: Plan
+) -> list[pl.Expr]:
+    """Words that read their own day only are worded with the reason, on the
+    days that carry it (most wording serves a few days: IEC-HS is worded on a
+    tenth of them). Those that a word reading along the timeline needs, directly
+    or not, must be on every day: they join the word batches. The rest, in
+    dependency order."""
+    read_on_every_day = {n for batch in word_batches.values() for e in batch for n in e.meta.root_names()}
+    read_on_every_day |= {n for rp in plan.reasons for e in rp.timeline_values for n in e.meta.root_names()}
+    on_every_day: set[int] = set()
+    # the last first: a word is read only by words defined after it
+    for k in reversed(range(len(same_day))):
+        level, expr = same_day[k]
+        if expr.meta.output_name() in read_on_every_day:
+            on_every_day.add(k)
+            word_batches.setdefault(level, []).append(expr)
+            read_on_every_day |= set(expr.meta.root_names())
+    return [expr for k, (_level, expr) in enumerate(same_day) if k not in on_every_day]
 
 
 def _check_causal(d: Definition, causal: bool, via: str, declared: str, names: list[str], plan: Plan) -> None:

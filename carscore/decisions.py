@@ -24,8 +24,9 @@ class ReasonPass:
 
     key: str
     case_column: str
-    cases_with_reason: tuple[int, ...]
-    expr: pl.Expr
+    # each case that has a reason, with its text: worded on that case's days
+    # only (one when/then over every case would word every case on every day)
+    texts: tuple[tuple[int, pl.Expr], ...]
     # values read along the timeline (nearest_day(...), ...): computed on every
     # row before the rows to word are picked out
     timeline_values: tuple[pl.Expr, ...] = ()
@@ -111,9 +112,8 @@ def compile_decision(dec: Decision, c: Compiler, symbols: dict[str, Symbol]) -> 
     levels: set[str] = set()
     parts = _Parts()
     chains: dict[str, Any] = {o: None for o in dec.outputs}
-    reason_chain: Any = None
     case_chain: Any = None
-    cases_with_reason: list[int] = []
+    texts: list[tuple[int, pl.Expr]] = []
     timeline_values: list[pl.Expr] = []
     values_seen: dict[str, list[Any]] = {o: [] for o in dec.outputs}
 
@@ -154,8 +154,7 @@ def compile_decision(dec: Decision, c: Compiler, symbols: dict[str, Symbol]) -> 
             reason = case_reason if case_reason is not None else pl.lit(None, dtype=pl.String)
         case_chain = add(case_chain, cond, pl.lit(case_index, dtype=pl.Int16))
         if case.reason is not None or case.worst:
-            cases_with_reason.append(case_index)
-            reason_chain = add(reason_chain, pl.col(f"_case_{dec.reason_key}") == case_index, reason)
+            texts.append((case_index, reason))
 
     level = "day" if "day" in levels or not levels else "course"
     exprs: list[pl.Expr] = []
@@ -175,12 +174,11 @@ def compile_decision(dec: Decision, c: Compiler, symbols: dict[str, Symbol]) -> 
     if dec.reason_key:
         case_column = f"_case_{dec.reason_key}"
         exprs.append(case_chain.otherwise(None).alias(case_column))
-        if reason_chain is not None:
-            reason = reason_chain.otherwise(None)
+        if texts:
             if dec.note_missing:
                 decided = pl.col(dec.outputs[0]).is_not_null() if dec.outputs else pl.lit(True)
-                reason = _with_missing_note(reason, dec, decided=decided)
-            reason_pass = ReasonPass(dec.reason_key, case_column, tuple(cases_with_reason), reason, tuple(timeline_values))
+                texts = [(case, _with_missing_note(text, dec, decided=decided)) for case, text in texts]
+            reason_pass = ReasonPass(dec.reason_key, case_column, tuple(texts), tuple(timeline_values))
     return CompiledDecision(exprs, types, level, parts.causal, parts.via, reason_pass)
 
 

@@ -9,6 +9,7 @@ over the whole table of input rows in a single pass:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from carscore.batches import build_plan
 from carscore.combine import combine_days, has_shared_days
 from carscore.compile import COURSE, DAY, TIME
 from carscore.contract import Contract, load_contract, with_inputs
+from carscore.decisions import ReasonPass
 from carscore.errors import RuleError, RuleErrors
 from carscore.functions import captured_column
 from carscore.includes import resolve_includes
@@ -108,27 +110,46 @@ class Engine:
         return out.drop([c for c in out.columns if c.startswith(("_row_", "_let_", "_flag_", "_case_", "_captured_"))])
 
     def word_reasons(self, graded: pl.DataFrame) -> pl.DataFrame:
-        columns = []
+        """Each day's reasons, worded case by case on the days of that case
+        only, with the words they read that need no other day (plan.deferred_words)."""
         indexed = graded.lazy().with_row_index("_row")
         timeline_values = [e for rp in self.plan.reasons for e in rp.timeline_values]
         if timeline_values:
             indexed = indexed.with_columns(timeline_values)
-        queries = []
-        for rp in self.plan.reasons:
-            # only the columns this reason reads, and only the days that carry one
-            needed = sorted({*rp.expr.meta.root_names(), rp.case_column})
-            queries.append(
-                indexed.select("_row", *needed)
-                .filter(pl.col(rp.case_column).is_in(list(rp.cases_with_reason)))
-                .select("_row", rp.expr.alias("_text"))
-            )
+        queries, owners = [], []
+        for k, rp, case, text, words, reads in self._wordings:
+            query = indexed.select("_row", *reads).filter(pl.col(rp.case_column) == case)
+            for word in words:
+                query = query.with_columns(word)
+            queries.append(query.select("_row", text.alias("_text")))
+            owners.append(k)
         # the reasons are worded side by side (polars' own choice of engine: faster than in-memory here)
-        for rp, part in zip(self.plan.reasons, pl.collect_all(queries)):
+        worded = pl.collect_all(queries)
+        columns = []
+        for k, rp in enumerate(self.plan.reasons):
             full = pl.repeat(None, graded.height, dtype=pl.String, eager=True).alias(f"_reason_{rp.key}")
-            if part.height:
-                full = full.scatter(part["_row"], part["_text"])
+            parts = [part for owner, part in zip(owners, worded) if owner == k and part.height]
+            if parts:
+                texts = pl.concat(parts)
+                full = full.scatter(texts["_row"], texts["_text"])
             columns.append(full)
         return graded.with_columns(columns) if columns else graded
+
+    @functools.cached_property
+    def _wordings(self) -> list[tuple[int, ReasonPass, int, pl.Expr, list[pl.Expr], list[str]]]:
+        """Per reason and case: its text, the deferred words it reads (in
+        dependency order) and the graded columns it reads."""
+        wordings = []
+        for k, rp in enumerate(self.plan.reasons):
+            for case, text in rp.texts:
+                needed, words = set(text.meta.root_names()), []
+                for word in reversed(self.plan.deferred_words):
+                    if word.meta.output_name() in needed:
+                        words.insert(0, word)
+                        needed |= set(word.meta.root_names())
+                reads = sorted((needed - {w.meta.output_name() for w in words}) | {rp.case_column})
+                wordings.append((k, rp, case, text, words, reads))
+        return wordings
 
 
 def _declared_inputs(rulesets: list[RuleSet], base: Contract) -> dict[str, tuple[str, Any]]:

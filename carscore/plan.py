@@ -87,6 +87,8 @@ class Plan:
     # input columns whose presence in the course's file a rule asks about
     captured: set[str] = field(default_factory=set)
     word_batches: list[list[pl.Expr]] = field(default_factory=list)  # words for reasons, computed only with reasons
+    # words that read their own day only, in dependency order: worded with the reason, on its days only
+    deferred_words: list[pl.Expr] = field(default_factory=list)
 
 
 def decision_refs(d: Decision, words: bool = True) -> set[str]:
