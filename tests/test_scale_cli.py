@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from conftest import ROOT, write_rows
 from typer.testing import CliRunner
 
@@ -102,3 +103,17 @@ def test_compact_json_escapes_characters_that_hide_or_reorder_text(tmp_path: Pat
         assert all(c not in result.stdout for c in "\u202e\u2028\u0085")
         assert "\\u202e" in result.stdout
         assert json.loads(result.stdout)["patients"][0]["patient_id"] == hidden
+
+
+@pytest.mark.parametrize("hidden", ["lab\x7fsystem", "lab\u2028system", "lab\u200bsystem"])
+def test_compact_json_escapes_hidden_characters_in_day_text(tmp_path: Path, hidden: str) -> None:
+    """A day's free text (its source record) with DEL, the only unsafe
+    character inside ASCII, or one beyond it: escaped in every day."""
+    rows = [{"patient_id": "P1", "day": d, "temp_c": 38.5, "o2_device": "none", "source": hidden} for d in (0, 1)]
+    data = write_rows(tmp_path / "odd.csv", rows)
+    for command in (["grade"], ["cohort", "--days"]):
+        result = cli(*command, str(data), "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        assert hidden[3] not in result.stdout
+        assert f"\\u{ord(hidden[3]):04x}" in result.stdout
+        assert [d["source"] for d in json.loads(result.stdout)["patients"][0]["days"]] == [hidden, hidden]
