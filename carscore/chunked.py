@@ -15,6 +15,7 @@ replaced. A file not grouped by patient is then read whole, with a note.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -95,20 +96,29 @@ def assess_in_chunks(
     engine: Engine,
     stdin: bytes | None = None,
     *,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     reasons: bool = False,
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
     on_days: Callable[[Assessment], pl.DataFrame] | None = None,
+    on_output: Callable[[pl.DataFrame], None] | None = None,
     on_chunk: Callable[[int], None] | None = None,
     workers: int = 2,
 ) -> tuple[Assessment, pl.DataFrame | None]:
     """The cohort's summaries as one Assessment (its ``days`` empty), and what
     ``on_days`` made of each chunk's graded days (a table with a ``_course``
     column: one table, courses numbered as in the Assessment, in their order).
+
+    ``on_output`` is handed what ``on_days`` made of each chunk as soon as it
+    is graded, in input order, so that it can be written while the rest is
+    graded. When those tables, one after the other, are the cohort's days in
+    order, no table is returned (None): nothing is gathered. When chunks had to
+    be read again (a patient in two of them), the table returned replaces them.
+
     ``on_chunk`` is told the number of courses done after each chunk;
     ``workers`` chunks are graded side by side."""
     notes: list[str] = []
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
     run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
     done = 0
@@ -116,12 +126,16 @@ def assess_in_chunks(
     for chunk, part in _graded(run, pending, workers):
         run.held.append((sorted({p.file_order for p in chunk.pieces}), not all(p.whole for p in chunk.pieces)))
         run.parts.append(part)
+        if on_output is not None and part.output is not None:
+            on_output(part.output)
         done += part.courses.height
         if on_chunk is not None:
             on_chunk(done)
+    handed_on = list(run.parts) if on_output is not None else None
     _deal_ungrouped_files(run, sources, chunk_bytes, notes, workers)
     _read_shared_patients_together(run, sources, notes)
-    return _merged(run, engine, sources, source_problems, notes), run.days
+    unchanged = handed_on is not None and len(handed_on) == len(run.parts) and all(map(operator.is_, handed_on, run.parts))
+    return _merged(run, engine, sources, source_problems, notes, days_handed_on=unchanged), run.days
 
 
 def _deal_ungrouped_files(run: ChunkedRun, sources: list[Source], chunk_bytes: int, notes: list[str], workers: int) -> None:
@@ -274,9 +288,16 @@ def _mapped_lines(intake: Intake, index: int, piece: Piece) -> None:
 
 
 def _merged(
-    run: ChunkedRun, engine: Engine, sources: list[Source], source_problems: list[InputProblem], notes: list[str]
+    run: ChunkedRun,
+    engine: Engine,
+    sources: list[Source],
+    source_problems: list[InputProblem],
+    notes: list[str],
+    days_handed_on: bool = False,
 ) -> Assessment:
-    """Every part's results as one Assessment, courses numbered in input order."""
+    """Every part's results as one Assessment, courses numbered in input order;
+    ``days_handed_on``: the parts' days were handed on in this order, and are
+    gathered only if the courses were not in input order."""
     summaries, courses, outputs = [], [], []
     base = 0
     for part in run.parts:
@@ -299,8 +320,11 @@ def _merged(
     else:
         all_summaries = all_summaries.join(renumber, left_on=COURSE, right_on="_old").drop(COURSE).rename({"_new": COURSE})
         all_summaries = all_summaries.sort(COURSE).select(COURSE, pl.exclude(COURSE))
-    if outputs:
-        days = pl.concat(outputs, how="vertical_relaxed").join(renumber, left_on=COURSE, right_on="_old")
+    # the days handed on as each chunk was graded are the result when the
+    # courses came in input order (they nearly always do: files are read in order)
+    in_order = days_handed_on and renumber.select((pl.col("_old") == pl.col("_new")).all()).item()
+    if outputs and not in_order:
+        days = pl.concat(outputs, how="vertical_relaxed").join(renumber, left_on=COURSE, right_on="_old", maintain_order="left")
         run.days = days.drop(COURSE).rename({"_new": COURSE}).sort(COURSE, maintain_order=True)
 
     file_order = {s.name: i for i, s in enumerate(sources)}

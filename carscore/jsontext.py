@@ -15,7 +15,8 @@ import polars as pl
 from carscore import __version__
 from carscore.assess import Assessment
 from carscore.compile import COURSE, DAY
-from carscore.report import _with_missing, day_keys, document_tail, reason_keys, ruleset_info, summary_keys
+from carscore.engine import Engine
+from carscore.report import _with_missing, day_keys, document_tail, reason_keys, rulesets_in_use, summary_keys
 
 # JSON escapes C0 controls itself; these are written as \uXXXX too (the same
 # value for every JSON reader), so that a terminal never receives them raw:
@@ -51,25 +52,29 @@ def _cleaned(table: pl.DataFrame, name: str) -> pl.Expr:
     return finite.cast(pl.Int64) if whole else finite
 
 
-def _days_text(a: Assessment) -> pl.DataFrame:
-    """Per course (``_course``), its days as the text of one JSON array (``_days``)."""
+def _day_texts(a: Assessment) -> pl.DataFrame:
+    """Per day, in course order: its course (``_course``) and its JSON object (``_day``)."""
     dk, rk = day_keys(a), reason_keys(a)
     traced = "source" in a.days.columns and a.days["source"].null_count() < a.days.height
     table = _with_missing(a.days, [*dk, *[f"_reason_{k}" for k in rk], "flags"])
+    if not table[COURSE].is_sorted():
+        table = table.sort(COURSE, maintain_order=True)
     values = [_cleaned(table, k).alias(k) for k in dk]
     values.append(pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))).alias("flags"))
     values.append(pl.struct([pl.col(f"_reason_{k}").cast(pl.String).alias(k) for k in rk]).alias("reasons"))
     if traced:
         values.append(pl.when(pl.col("source") != "").then(pl.col("source")).alias("source"))
-    encoded = _safe(table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day")), "_day")
-    grouped = encoded.group_by(COURSE, maintain_order=True).agg(pl.col("_day").str.join(","))
-    return grouped.select(COURSE, pl.concat_str(pl.lit("["), pl.col("_day"), pl.lit("]")).alias("_days"))
+    return _safe(table.select(COURSE, pl.struct(pl.col(DAY).alias("day"), *values).struct.json_encode().alias("_day")), "_day")
 
 
 def course_entries(a: Assessment, include_days: bool = True) -> pl.DataFrame:
-    """Per course (``_course``), its whole entry of the document's ``patients``
-    as JSON text (``_entry``): patient_id, infusion, file, days and summary.
-    The chunked reader makes these chunk by chunk, side by side."""
+    """The document's ``patients`` as JSON text (``_entry``), in course order
+    (``_course``): one row per course, its whole entry (patient_id, infusion,
+    file, summary); with ``include_days``, one row per day instead, the day's
+    text with its course's opening before its first day and its summary after
+    its last, so that a course's rows, joined, are its entry (days, a third of
+    a gigabyte at a million, are never gathered per course; entries_text joins
+    them). The chunked reader makes these chunk by chunk, side by side."""
     keys = summary_keys(a)
     table = (
         _with_missing(a.summaries, keys)
@@ -82,12 +87,37 @@ def course_entries(a: Assessment, include_days: bool = True) -> pl.DataFrame:
         pl.struct([_cleaned(table, k).alias(k) for k in keys]).struct.json_encode().alias("_summary"),
     )
     table = _safe(_safe(table, "_head"), "_summary")
-    parts = [pl.col("_head")]
-    if include_days:
-        table = table.join(_days_text(a), on=COURSE, how="left")
-        parts += [pl.lit(',"days":'), pl.col("_days").fill_null("[]")]
-    entry = pl.concat_str([*parts, pl.lit(',"summary":'), pl.col("_summary"), pl.lit("}")])
-    return table.select(COURSE, entry.alias("_entry"))
+    opening, closing = pl.col("_head"), pl.concat_str(pl.lit(',"summary":'), pl.col("_summary"), pl.lit("}"))
+    if not include_days:
+        return table.select(COURSE, pl.concat_str(opening, closing).alias("_entry"))
+    days = _day_texts(a)
+    course = pl.col(COURSE)
+    # a course's opening goes before its first day and its closing after its last
+    # (a summary is made from a course's days: every course has days)
+    ends = days.select(course, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), course.is_first_distinct().alias("_first"))
+    firsts = ends.filter("_first").join(table, on=COURSE).select("_at", pl.concat_str(opening, pl.lit(',"days":[')))
+    lasts = (
+        days.select(course, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"))
+        .filter(course.is_last_distinct())
+        .join(table, on=COURSE)
+        .select("_at", pl.concat_str(pl.lit("]"), closing))
+    )
+    before = _blank(days.height).scatter(firsts["_at"], firsts.to_series(1)).fill_null(",")
+    after = _blank(days.height).scatter(lasts["_at"], lasts.to_series(1)).fill_null("")
+    return days.select(COURSE, pl.concat_str(before, pl.col("_day"), after).alias("_entry"))
+
+
+def _blank(height: int) -> pl.Series:
+    return pl.repeat(None, height, dtype=pl.String, eager=True)
+
+
+def _joined(entries: pl.DataFrame, leading: bool) -> pl.Expr:
+    """The entries' text with a comma before each course but the first (and
+    before the first too when ``leading``: courses were written before it)."""
+    starts = pl.col(COURSE).is_first_distinct()
+    if not leading:
+        starts = starts & (pl.int_range(pl.len()) > 0)
+    return pl.concat_str(pl.when(starts).then(pl.lit(",")).otherwise(pl.lit("")), pl.col("_entry"))
 
 
 def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, entries: pl.DataFrame | None = None) -> bytes:
@@ -100,21 +130,47 @@ def document_parts(
     include_days: bool,
     cohort: dict | None = None,
     entries: pl.DataFrame | None = None,
-    courses_a_part: int = 5000,
+    rows_a_part: int = 200_000,
 ) -> Iterator[bytes]:
-    """The document as compact UTF-8 JSON, in parts of ``courses_a_part``
-    courses (written one after the other, the whole text is never held);
-    ``entries``: the courses' entries already made (``course_entries``, as the
-    chunked reader gathers them, in course order), else they are made here."""
+    """The document as compact UTF-8 JSON, in parts of ``rows_a_part`` rows
+    of ``course_entries`` (written one after the other, the whole text is
+    never held); ``entries``: those already made (as the chunked reader
+    gathers them, in course order), else they are made here."""
     entries = entries if entries is not None else course_entries(a, include_days)
-    yield (_text({"carscore": __version__, "rulesets": ruleset_info(a)})[:-1] + ', "patients": [').encode()
-    for start in range(0, entries.height, courses_a_part):
-        # taken as UTF-8 bytes straight from polars: made into a Python str first, the
-        # text of a million days (not all ASCII) would be copied and widened twice over
-        text = entries.slice(start, courses_a_part).select(pl.col("_entry").str.join(",").cast(pl.Binary)).item()
-        yield (b", " if start else b"")
-        yield text
-    yield ("], " + _text(document_tail(a, cohort))[1:] + "\n").encode()
+    texts = entries.select(_joined(entries, leading=False).alias("_entry"))
+    yield document_head(a.engine)
+    for start in range(0, texts.height, rows_a_part):
+        yield _text_of(texts.slice(start, rows_a_part))
+    yield document_end(a, cohort)
+
+
+def document_head(engine: Engine) -> bytes:
+    """The document up to its first course: known before anything is graded."""
+    return (_text({"carscore": __version__, "rulesets": rulesets_in_use(engine)})[:-1] + ', "patients": [').encode()
+
+
+def entries_text(entries: pl.DataFrame, leading: bool = False) -> bytes:
+    """Course entries (``course_entries``, whole courses) as the document lists
+    them; ``leading``: after other courses (a comma first)."""
+    return _text_of(entries.select(_joined(entries, leading).alias("_entry")))
+
+
+def write_entries(stream: Any, entries: pl.DataFrame, leading: bool = False) -> None:
+    """``entries_text`` written to a binary stream by polars, row after row,
+    never joined into one text first."""
+    # each row's text as it is: no quotes, no separator, no line end
+    entries.select(_joined(entries, leading)).write_csv(stream, include_header=False, quote_style="never", line_terminator="")
+
+
+def _text_of(texts: pl.DataFrame) -> bytes:
+    # taken as UTF-8 bytes straight from polars: made into a Python str first, the
+    # text of a million days (not all ASCII) would be copied and widened twice over
+    return texts.select(pl.col("_entry").str.join("").cast(pl.Binary)).item()
+
+
+def document_end(a: Assessment, cohort: dict | None = None) -> bytes:
+    """The document after its last course: the cohort, the problems and notes."""
+    return ("], " + _text(document_tail(a, cohort))[1:] + "\n").encode()
 
 
 def _text(value: Any) -> str:

@@ -14,6 +14,7 @@ import polars as pl
 from carscore import __version__
 from carscore.assess import Assessment
 from carscore.compile import COURSE, DAY
+from carscore.engine import Engine
 
 DAY_KEYS = ["crs_grade", "icans_grade", "cns_status", "cns_substatus", "bm_response", "mrd_negative"]
 REASON_KEYS = ["crs", "icans", "cns", "bm", "mrd"]
@@ -131,11 +132,16 @@ def day_rows(a: Assessment) -> dict[int, list[dict[str, Any]]]:
 def ruleset_info(a: Assessment) -> list[dict[str, Any]]:
     """Each rule set in use: id, version, citation, and where it comes from
     (path, sha256, builtin, changed_parameters; see rulesources.RuleSetSource)."""
+    return rulesets_in_use(a.engine)
+
+
+def rulesets_in_use(engine: Engine) -> list[dict[str, Any]]:
+    """ruleset_info, known before anything is graded."""
     from carscore.rulesources import sources_of
 
-    sources = sources_of(a.engine)
+    sources = sources_of(engine)
     out = []
-    for rs in a.rulesets:
+    for rs in engine.rulesets:
         entry: dict[str, Any] = {"id": rs.id, "version": rs.version, "citation": rs.citation}
         src = sources.get(rs.id)
         entry |= src.as_dict() if src is not None else {"path": None, "sha256": None, "builtin": None, "changed_parameters": {}}

@@ -159,7 +159,7 @@ def test_the_compact_document_is_the_document(tmp_path: Path) -> None:
         expected = json.loads(json.dumps(report.build_document(assessed, include_days=days, cohort=stats), default=str))
         assert json.loads(document_bytes(assessed, days, stats)) == expected
         # written in parts of two courses: the same document
-        assert json.loads(b"".join(document_parts(assessed, days, stats, courses_a_part=2))) == expected
+        assert json.loads(b"".join(document_parts(assessed, days, stats, rows_a_part=2))) == expected
 
 
 def test_a_large_parquet_file_is_streamed_in_chunks_with_the_rows_of_its_csv(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ Every failure is one sentence on stderr, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ import typer
 from carscore import __version__
 from carscore.cli import export_command, plot_command, report_command
 from carscore.cli.common import engine_for, report_problems, start, usage
-from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, cohort_table_courses, emit, parquet_output
+from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, StreamedDocument, cohort_table_courses, emit, parquet_output
 from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
@@ -152,42 +153,48 @@ def cohort(
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_of
 
-    import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
-    day_output = None
-    shown_days = days and (fmt is not Format.table or parquet_output(output))
-    if source_format is None and not (shown_days and fmt is Format.json and indented(output)):
-        # chunk by chunk, in memory bounded by the chunk (carscore.chunked); the days, when
-        # asked, gathered from the chunks already in their written form
-        as_json = fmt is Format.json and not parquet_output(output)
-        wanted = None if not shown_days else "json" if as_json else "table"
-        assessment, day_output = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns, wanted)
-    elif source_format is None and sys.stderr is not None and sys.stderr.isatty():
-        from carscore.cli.console import file_progress
+    with contextlib.ExitStack() as cleanup:
+        import_options = (column, ignore_unknown_columns, source_format, infusions, timezone)
+        day_output, streamed = None, None
+        shown_days = days and (fmt is not Format.table or parquet_output(output))
+        if source_format is None and not (shown_days and fmt is Format.json and indented(output)):
+            # chunk by chunk, in memory bounded by the chunk (carscore.chunked); the days, when
+            # asked, gathered from the chunks already in their written form
+            as_json = fmt is Format.json and not parquet_output(output)
+            wanted = None if not shown_days else "json" if as_json else "table"
+            # the document's days are written to its file while the rest is graded
+            streamed = StreamedDocument.begin(output, engine) if wanted == "json" else None
+            if streamed is not None:
+                cleanup.callback(streamed.abandon)  # whatever stops the run: nothing once the document is finished
+            on_output = streamed.add if streamed is not None else None
+            assessment, day_output = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns, wanted, on_output)
+        elif source_format is None and sys.stderr is not None and sys.stderr.isatty():
+            from carscore.cli.console import file_progress
 
-        with file_progress(None) as advance:
-            intake = read_input(paths, engine, stdin, *import_options, on_file=advance)
-        assessment = assess_intake(intake, engine, reasons=days)
-    else:
-        intake = read_input(paths, engine, stdin, *import_options)
-        assessment = assess_intake(intake, engine, reasons=days)
-    stats = cohort_of(assessment, confidence)
-    if rates:
-        from carscore import report
-        from carscore.export.rates import rates_table
+            with file_progress(None) as advance:
+                intake = read_input(paths, engine, stdin, *import_options, on_file=advance)
+            assessment = assess_intake(intake, engine, reasons=days)
+        else:
+            intake = read_input(paths, engine, stdin, *import_options)
+            assessment = assess_intake(intake, engine, reasons=days)
+        stats = cohort_of(assessment, confidence)
+        if rates:
+            from carscore import report
+            from carscore.export.rates import rates_table
 
-        try:
-            write(report.csv_text(rates_table(stats, assessment.rulesets)).encode("utf-8"), output)
-        except OutputError:
-            report_problems(assessment)
-            raise
-        raise typer.Exit(report_problems(assessment))
+            try:
+                write(report.csv_text(rates_table(stats, assessment.rulesets)).encode("utf-8"), output)
+            except OutputError:
+                report_problems(assessment)
+                raise
+            raise typer.Exit(report_problems(assessment))
 
-    def render(a: Any, console: Any) -> None:
-        from carscore.cli.cohort_view import render_cohort
+        def render(a: Any, console: Any) -> None:
+            from carscore.cli.cohort_view import render_cohort
 
-        render_cohort(a, stats, console, None if show_all else cohort_table_courses())
+            render_cohort(a, stats, console, None if show_all else cohort_table_courses())
 
-    emit(assessment, fmt, output, days, stats, render, day_output)
+        emit(assessment, fmt, output, days, stats, render, day_output, streamed)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import typer
 
 from carscore.cli.common import report_problems, usage
 from carscore.cli.inputs import Format
-from carscore.cli.output import OutputError, indented, json_bytes, stdout_errors, write, write_file
+from carscore.cli.output import OutputError, indented, json_bytes, stdout_errors, write, write_all, write_file
 
 AllOption = Annotated[bool, typer.Option("--all", help="With the table format: show every course, however many.")]
 # the table format shows a screenful of courses: each course of grade is a table of its days
@@ -34,10 +34,14 @@ def emit(
     cohort: dict | None,
     table_renderer: Callable[[Any, Any], None],
     day_output: Any = None,
+    streamed: StreamedDocument | None = None,
 ) -> None:
     """Write the result; then name every problem on stderr and exit 0 or 1. The
     problems are named even when the result cannot be written (exit 2 then).
-    ``day_output``: the days already gathered from the chunks (chunked.assess_in_chunks)."""
+    ``day_output``: the days already gathered from the chunks (chunked.assess_in_chunks);
+    ``streamed``: the JSON document begun while the chunks were graded, to be
+    ended (when ``day_output`` is None: its days were all handed on in order)
+    or abandoned."""
     from carscore import report
 
     def table() -> Any:
@@ -59,7 +63,13 @@ def emit(
             buffer = io.BytesIO()
             table().write_parquet(buffer)
             write(buffer.getvalue(), output)
+        elif streamed is not None and day_output is None:
+            from carscore.jsontext import document_end
+
+            streamed.finish(document_end(assessment, cohort))
         elif fmt is Format.json:
+            if streamed is not None:
+                streamed.abandon()
             if indented(output):
                 doc = report.build_document(assessment, include_days=include_days, cohort=cohort)
                 write(json_bytes(doc, 1 if include_days else 2), output)
@@ -84,6 +94,77 @@ def emit(
         report_problems(assessment)
         raise
     raise typer.Exit(report_problems(assessment))
+
+
+class StreamedDocument:
+    """The compact JSON document of ``cohort --days`` written to its file while
+    the cohort is graded: its head first, then each chunk's course entries as
+    the chunk is graded (on a thread of its own, in input order), and its end
+    once the cohort is done; then renamed over the output. Writing 350 MB
+    after grading a million days took a sixth of the run. When the chunks had
+    to be read again (a patient in two of them), what was written is dropped
+    and the document is written whole, as for standard output."""
+
+    def __init__(self, replacement: Any, head: bytes):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.replacement = replacement
+        self.fh = replacement.open()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carscore-write")
+        self.writes = [self.writer.submit(write_all, self.fh, head)]
+        self.begun = False  # a course written: the next one after a comma
+        self.done = False
+
+    @classmethod
+    def begin(cls, output: Path | None, engine: Any) -> StreamedDocument | None:
+        """The document begun in ``output``; None for standard output or a
+        device (what is written there cannot be taken back)."""
+        from carscore.cli.output import Replacement
+        from carscore.jsontext import document_head
+
+        if output is None or str(output) == "-":
+            return None
+        try:
+            replacement = Replacement.of(output)
+            return None if replacement is None else cls(replacement, document_head(engine))
+        except OutputError:
+            return None  # said after grading, with the data's problems, as for any output
+
+    def add(self, entries: Any) -> None:
+        """A chunk's course entries (jsontext.course_entries), after those before."""
+        if entries.height:
+            self.writes.append(self.writer.submit(self._write, self.begun, entries))
+            self.begun = True
+
+    def _write(self, leading: bool, entries: Any) -> None:
+        from carscore.jsontext import write_entries
+
+        write_entries(self.fh, entries, leading)
+
+    def finish(self, end: bytes) -> None:
+        """The document ended, on disk, and renamed over the output."""
+        try:
+            for written in self.writes:
+                written.result()
+            write_all(self.fh, end)
+        except OSError as exc:
+            self.done = True
+            self.writer.shutdown(wait=True, cancel_futures=True)
+            raise self.replacement.failed(exc) from None
+        except BaseException:
+            self.abandon()
+            raise
+        self.done = True
+        self.writer.shutdown(wait=True)
+        self.replacement.commit()
+
+    def abandon(self) -> None:
+        """What was written removed (the output as it was); nothing once finished."""
+        if self.done:
+            return
+        self.done = True
+        self.writer.shutdown(wait=True, cancel_futures=True)
+        self.replacement.discard()
 
 
 def parquet_output(output: Path | None) -> bool:

@@ -119,13 +119,20 @@ def read_input(
 
 
 def assess_cohort(
-    paths: list[str], engine: Any, stdin: bytes | None, column: list[str] | None, ignore_unknown: bool, days: str | None = None
+    paths: list[str],
+    engine: Any,
+    stdin: bytes | None,
+    column: list[str] | None,
+    ignore_unknown: bool,
+    days: str | None = None,
+    on_output: Any = None,
 ) -> tuple[Any, Any]:
     """Patient CSV files assessed chunk by chunk (carscore.chunked): the course
     summaries, in memory bounded by the chunk; courses done shown on a terminal.
     ``days``: also every day, as "json" (each course's whole entry of the
     document, jsontext.course_entries) or as the "table" of the CSV
-    (report.day_table), gathered from the chunks."""
+    (report.day_table), gathered from the chunks, or handed to ``on_output``
+    chunk by chunk (chunked.assess_in_chunks)."""
     import sys
 
     from carscore.chunked import assess_in_chunks
@@ -133,7 +140,13 @@ def assess_cohort(
 
     column_map = parse_column_map(column or [], engine.contract)
     on_days = _day_encoder(days)
-    options = {"column_map": column_map, "ignore_unknown": ignore_unknown, "on_days": on_days, "reasons": days is not None}
+    options = {
+        "column_map": column_map,
+        "ignore_unknown": ignore_unknown,
+        "on_days": on_days,
+        "on_output": on_output,
+        "reasons": days is not None,
+    }
     if sys.stderr is None or not sys.stderr.isatty():
         return assess_in_chunks(paths, engine, stdin, **options)
     from carscore.cli.console import course_progress

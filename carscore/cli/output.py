@@ -167,57 +167,114 @@ def write_file(output: Path, data: bytes | Iterable[bytes]) -> None:
     renamed over the target only once complete: a failure (full disk,
     Ctrl-C, ...) never leaves a truncated file in place of a previous good one.
     A device or pipe (/dev/null, /dev/stdout) is written directly."""
-    import stat
-    import tempfile
-
-    target = output
-    try:
-        if output.is_symlink():  # write where the link points, and keep the link
-            target = output.resolve()
-        exists = target.exists()
-        if exists and target.is_dir():
-            raise OutputError(f"cannot write {output}: it is a folder")
-        if exists and not target.is_file():
-            with open(target, "wb") as fh:
+    replacement = Replacement.of(output)
+    if replacement is None:
+        try:
+            with open(output.resolve() if output.is_symlink() else output, "wb") as fh:
                 for piece in _pieces(data):
                     write_all(fh, piece)
-            return
-    except OutputError:
-        raise
-    except OSError as exc:
-        raise OutputError(cannot(str(output), exc)) from None
-    folder = target.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise OutputError(f"cannot write {output}: the folder {folder} {what}")
-    if exists:
-        mode = stat.S_IMODE(target.stat().st_mode)
-        if not os.access(target, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-            raise OutputError(f"cannot write {output}: the file is read-only (it was left as it was)")
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise OutputError(cannot(str(output), exc)) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for piece in _pieces(data):
-                write_all(fh, piece)
-            fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
+        except OSError as exc:
+            raise OutputError(cannot(str(output), exc)) from None
+        return
+    with replacement as fh:
+        for piece in _pieces(data):
+            write_all(fh, piece)
+
+
+class Replacement:
+    """A regular file written through a temporary file in its folder (``with``
+    gives the open temporary file): renamed over the target when the block
+    ends normally, removed when it does not. Every failure is an OutputError."""
+
+    def __init__(self, output: Path, target: Path, exists: bool, mode: int):
+        self.output, self.target, self.exists, self.mode = output, target, exists, mode
+        self.tmp = ""
+        self.fh: Any = None
+
+    @classmethod
+    def of(cls, output: Path) -> Replacement | None:
+        """The replacement for ``output``; None for a device or pipe, written directly."""
+        import stat
+
+        target = output
         try:
-            os.unlink(tmp)
+            if output.is_symlink():  # write where the link points, and keep the link
+                target = output.resolve()
+            exists = target.exists()
+            if exists and target.is_dir():
+                raise OutputError(f"cannot write {output}: it is a folder")
+            if exists and not target.is_file():
+                return None
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(cannot(str(output), exc)) from None
+        folder = target.parent
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise OutputError(f"cannot write {output}: the folder {folder} {what}")
+        if exists:
+            mode = stat.S_IMODE(target.stat().st_mode)
+            if not os.access(target, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                raise OutputError(f"cannot write {output}: the file is read-only (it was left as it was)")
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        return cls(output, target, exists, mode)
+
+    def open(self) -> Any:
+        """The temporary file, open for writing."""
+        import tempfile
+
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
+        except OSError as exc:
+            raise OutputError(cannot(str(self.output), exc)) from None
+        self.fh = os.fdopen(fd, "wb")
+        return self.fh
+
+    def commit(self) -> None:
+        """On disk, then renamed over the target."""
+        try:
+            self.fh.flush()
+            fsync(self.fh.fileno())
+            self.fh.close()
+            os.chmod(self.tmp, self.mode)
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            raise self.failed(exc) from None
+        except BaseException:  # Ctrl-C while syncing: the target as it was
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """The temporary file removed; the target as it was."""
+        try:
+            self.fh.close()
         except OSError:
             pass
-        if isinstance(exc, OSError):
-            kept = " (the previous file is unchanged)" if exists else ""
-            raise OutputError(cannot(str(output), exc) + kept) from None
-        raise
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+    def failed(self, exc: OSError) -> OutputError:
+        """The temporary file removed, and the failure in one sentence."""
+        self.discard()
+        kept = " (the previous file is unchanged)" if self.exists else ""
+        return OutputError(cannot(str(self.output), exc) + kept)
+
+    def __enter__(self) -> Any:
+        return self.open()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.commit()
+        elif isinstance(exc, OSError):
+            raise self.failed(exc) from None
+        else:
+            self.discard()
 
 
 def fsync(fd: int) -> None:
