@@ -4,6 +4,7 @@ study, fault isolation across files, and the CSV summary columns."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import rows_to_csv
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carscore.cohort import cohort_statistics, wilson_interval
 from carscore.report import SUMMARY_KEYS
@@ -264,3 +267,88 @@ def test_the_terminal_the_report_and_the_rates_csv_label_each_rate_alike() -> No
     written = dict(zip(table["key"], table["label"]))
     assert set(labels) <= set(written)  # the CSV keeps the JSON's order, and every labelled rate
     assert all(written[k] == v for k, v in labels.items() if k in written)
+
+
+# --- the counts polars makes are those a plain reading of the definitions gives ----
+
+
+def _reference_statistics(summaries: list[dict], grades: list[str], rates: list) -> dict:
+    """The cohort statistics computed course by course, in plain Python, as
+    contract §2 defines them: the oracle for cohort_statistics."""
+    import statistics
+
+    from carscore.cohort import rate
+    from carscore.presentation import COHORT_RATES
+
+    def describe(values: list) -> dict:
+        if not values:
+            return {"n": 0, "median": None, "min": None, "max": None}
+        return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    out: dict = {"n_patients": len(summaries), "confidence": 0.95}
+    for pattern in grades:
+        key = pattern.replace("*", "max_grade", 1)
+        graded = [s for s in summaries if s.get(key) is not None]
+        for name, least in COHORT_RATES:
+            out[pattern.replace("*", name, 1)] = rate(sum(1 for s in graded if s[key] >= least), len(graded))
+        counts = {str(g): 0 for g in range(6)}
+        for s in graded:
+            counts[str(int(s[key]))] += 1
+        out[pattern.replace("*", "grades", 1)] = counts
+        onset, days = pattern.replace("*", "onset_day", 1), pattern.replace("*", "days", 1)
+        out[onset] = describe([s[onset] for s in summaries if s.get(onset) is not None])
+        out[days] = describe([s[days] for s in summaries if s.get(days) and s.get(onset) is not None])
+    responder = [s for s in summaries if s.get("best_bm_response") in ("CR", "CRi")]
+    involved = [s for s in summaries if s.get("cns_status_baseline") in ("CNS-2", "CNS-3")]
+    out["orr"] = rate(len(responder), len(summaries))
+    out["cr"] = rate(sum(1 for s in summaries if s.get("best_bm_response") == "CR"), len(summaries))
+    out["mrd_negative_remission"] = rate(sum(1 for s in summaries if s.get("mrd_negative_remission") is True), len(summaries))
+    out["cns_remission"] = rate(sum(1 for s in involved if s.get("cns_remission_day") is not None), len(involved))
+    relapsed = sum(1 for s in responder if s.get("bm_relapse_day") is not None or s.get("cns_relapse_day") is not None)
+    out["relapse"] = rate(relapsed, len(responder))
+    for view in rates:
+        known = [s for s in summaries if s.get(view.name) is not None]
+        out[view.rate] = rate(sum(1 for s in known if view.counts(s[view.name])), len(known))
+    return out
+
+
+def _maybe(strategy):
+    return st.one_of(st.none(), strategy)
+
+
+_DAY = st.one_of(st.integers(-10, 60), st.integers(-20, 120).map(lambda x: x / 2))
+_SUMMARY = st.fixed_dictionaries(
+    {
+        "crs_max_grade": _maybe(st.integers(0, 5)),
+        "crs_onset_day": _maybe(_DAY),
+        "crs_days": _maybe(st.integers(0, 20)),
+        "icans_max_grade": _maybe(st.integers(0, 5)),
+        "icans_onset_day": _maybe(_DAY),
+        "icans_days": _maybe(st.integers(0, 20)),
+        "best_bm_response": _maybe(st.sampled_from(["CR", "CRi", "MLFS", "NR", "PD"])),
+        "cns_status_baseline": _maybe(st.sampled_from(["CNS-1", "CNS-2", "CNS-3"])),
+        "mrd_negative_remission": _maybe(st.booleans()),
+        "cns_remission_day": _maybe(st.integers(0, 90)),
+        "bm_relapse_day": _maybe(st.integers(0, 365)),
+        "cns_relapse_day": _maybe(st.integers(0, 365)),
+        "icaht_early_grade": _maybe(st.integers(0, 4)),
+        "iec_hs_suspected": _maybe(st.booleans()),
+    }
+)
+
+
+@functools.cache
+def _declared_rates() -> list:
+    from carscore.assess import load_engine
+    from carscore.presentation import rate_views
+
+    rates = [v for v in rate_views(load_engine().rulesets) if v.name in ("icaht_early_grade", "iec_hs_suspected")]
+    assert [v.kind for v in rates] == ["grade", "flag"]
+    return rates
+
+
+@given(summaries=st.lists(_SUMMARY, min_size=1, max_size=30))
+def test_cohort_statistics_count_as_the_definitions_read(summaries: list[dict]) -> None:
+    rates = _declared_rates()
+    grades = ["crs_*", "icans_*"]
+    assert cohort_statistics(summaries, 0.95, grades, rates) == _reference_statistics(summaries, grades, rates)
