@@ -18,7 +18,6 @@ physical line it starts on, each malformed record named and the others read.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from carscore.contract import Contract
@@ -143,6 +142,8 @@ def _careful(prep: PreparedFile, plan: ColumnPlan) -> pl.DataFrame:
         special.append(table["i"][-1])  # counted in Python: cut short?
 
     py_lines = PhysicalLines(lines)
+    import numpy as np
+
     consumed = np.zeros(len(lines), dtype=bool)
     records: list[Record] = []
     for i in sorted(set(special)):
@@ -243,6 +244,8 @@ def read_together(members: list[PreparedFile], plan: ColumnPlan, contract: Contr
     frame = _fast(joined, plan, contract)
     if frame is None or frame.height != sum(counts):
         return None
+    import numpy as np
+
     files = np.repeat(np.asarray([m.index for m in members], dtype=np.uint32), counts)
     lines = np.concatenate([np.arange(2, n + 2, dtype=np.uint32) for n in counts])
     return frame.with_columns(pl.Series(FILE, files), pl.Series(LINE, lines))

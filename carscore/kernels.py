@@ -1,20 +1,26 @@
 """Numeric kernels for the functions that need a whole course at once (areas
 under a curve, days below a threshold with interpolation). Rows arrive
-sorted by course, then day; each kernel is vectorised over every course."""
+sorted by course, then day; each kernel is vectorised over every course.
+numpy is imported by each kernel when it runs, not when rules are compiled:
+it would add a tenth of a second to the start of every command."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from carscore.compile import COURSE, DAY, RELATIVE_TOLERANCE
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def _course_index(course: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense 0..k-1 index of each row's course (rows sorted by course)."""
+    import numpy as np
+
     if len(course) == 0:
         return course.astype(np.int64), 0
     change = np.r_[True, course[1:] != course[:-1]]
@@ -23,6 +29,8 @@ def _course_index(course: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _per_row(values: np.ndarray, defined: np.ndarray, index: np.ndarray) -> pl.Series:
+    import numpy as np
+
     out = np.where(defined[index], values[index], np.nan)
     return pl.Series(out, dtype=pl.Float64).fill_nan(None)
 
@@ -33,6 +41,8 @@ def auc_series(course: np.ndarray, day: np.ndarray, x: np.ndarray, start: float,
     measured. The start level is 0 when not measured; the end level is
     interpolated (log-linear when falling, linear when rising); NaN (null)
     when nothing was measured on or after ``end``."""
+    import numpy as np
+
     index, k = _course_index(course)
     measured = ~np.isnan(x) & (day >= start)
     m = np.flatnonzero(measured)
@@ -60,6 +70,8 @@ def auc_series(course: np.ndarray, day: np.ndarray, x: np.ndarray, start: float,
 
 def auc_expr(x: pl.Expr, start: float, end: float) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
+        import numpy as np
+
         course = s.struct.field("c").to_numpy()
         day = s.struct.field("d").cast(pl.Float64).to_numpy()
         values = s.struct.field("x").cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -74,6 +86,8 @@ def _grid(
     """Every day from each course's first to last anchor (measured days where
     ``inside``), with the value interpolated between anchors and whether it is
     below the threshold. Also the anchor each grid day was read from."""
+    import numpy as np
+
     m = np.flatnonzero(inside)
     cm, dm, xm = index[m], day[m], x[m]
     # anchor i covers the days up to the next anchor of its course; the last
@@ -103,6 +117,8 @@ def _supported(
 ) -> np.ndarray:
     """Grid days with a transfusion on that day or on the free_days - 1 days before it
     (transfusions on any day of the course count, before the window included)."""
+    import numpy as np
+
     if transfused is None or not transfused.any():
         return np.zeros(len(grid_day), dtype=bool)
     t = np.flatnonzero(transfused)
@@ -122,6 +138,8 @@ def _effective_below(grid_course: np.ndarray, below: np.ndarray, supported: np.n
     is an ordinary day above and never starts one. A supported day is inside
     an episode when a day below came before it (in its course) with no run of
     ``recovery`` unsupported days above since."""
+    import numpy as np
+
     if not supported.any():
         return below
     n = len(below)
@@ -173,6 +191,8 @@ def _runs(
     transfused: np.ndarray | None,
     free_days: float,
 ) -> _Runs:
+    import numpy as np
+
     grid_course, grid_day, below, known, anchored = _grid(index, day, x, inside, threshold, strict)
     below = _effective_below(grid_course, below, _supported(grid_course, grid_day, index, day, transfused, free_days), recovery)
     change = np.r_[True, (grid_course[1:] != grid_course[:-1]) | (below[1:] != below[:-1])]
@@ -220,6 +240,8 @@ def low_days_series(
        episode and is ignored outside one (the platelet rule of §7.0).
 
     Null for a course with no anchor in its window."""
+    import numpy as np
+
     index, k = _course_index(course)
     inside = ~np.isnan(x) & (day >= start) & (day <= end)
     measured = np.zeros(k, dtype=bool)
@@ -250,6 +272,8 @@ def episodes_series(
     between anchors; an episode ends after ``recovery`` days above). Only
     anchors up to the day are used: a day between two anchors is known once
     the later one is measured. Null before the first anchor."""
+    import numpy as np
+
     index, k = _course_index(course)
     inside = ~np.isnan(x) & (day >= start)
     if not inside.any():
@@ -275,6 +299,8 @@ def _count_expr(series: Any, x: pl.Expr, bounds: list[pl.Expr], transfused: pl.E
     names = [f"b{i}" for i in range(len(bounds))]
 
     def run(s: pl.Series) -> pl.Series:
+        import numpy as np
+
         def field(name: str) -> np.ndarray:
             return s.struct.field(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
 
