@@ -41,11 +41,11 @@ def written_and_shown(data: list[Path], out: Path, *options: str) -> tuple[bytes
 
 
 def test_the_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: None) -> None:
-    data = cohort_file(tmp_path / "cohort.csv", 12, damaged=(40,))
+    data = cohort_file(tmp_path / "cohort.csv", 8, damaged=(40,))
     written, shown = written_and_shown([data], tmp_path / "days.json")
     assert written == shown
     document = json.loads(written)
-    assert len(document["patients"]) == 23  # the course with an unreadable row is not assessed, and named
+    assert len(document["patients"]) == 15  # the course with an unreadable row is not assessed, and named
     assert all(p["days"] for p in document["patients"])
     assert document["problems"] and document["cohort"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv", "days.json"]
@@ -54,25 +54,25 @@ def test_the_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: Non
 def test_chunks_read_again_replace_what_was_written(tmp_path: Path, small_chunks: None) -> None:
     """A patient in two files read in different chunks: those chunks are read
     again together and the document is written whole; still the same bytes."""
-    data = cohort_file(tmp_path / "cohort.csv", 10)
+    data = cohort_file(tmp_path / "cohort.csv", 5)
     with data.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    first = write_rows(tmp_path / "a.csv", [r for r in rows if r["patient_id"] <= "C004" or r["infusion"] == "1"])
-    second = write_rows(tmp_path / "b.csv", [r for r in rows if r["patient_id"] > "C004" and r["infusion"] != "1"])
+    first = write_rows(tmp_path / "a.csv", [r for r in rows if r["patient_id"] <= "C002" or r["infusion"] == "1"])
+    second = write_rows(tmp_path / "b.csv", [r for r in rows if r["patient_id"] > "C002" and r["infusion"] != "1"])
     written, shown = written_and_shown([first, second], tmp_path / "days.json")
     assert written == shown
     ids = [(p["patient_id"], p["infusion"]) for p in json.loads(written)["patients"]]
-    assert len(ids) == len(set(ids)) == 20
+    assert len(ids) == len(set(ids)) == 10
 
 
 def test_a_file_not_grouped_by_patient_gives_the_same_document(tmp_path: Path, small_chunks: None) -> None:
-    data = cohort_file(tmp_path / "cohort.csv", 8)
+    data = cohort_file(tmp_path / "cohort.csv", 5)
     with data.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     shuffled = write_rows(tmp_path / "shuffled.csv", rows[1::2] + rows[::2])
     written, shown = written_and_shown([shuffled], tmp_path / "days.json")
     assert written == shown
-    assert len(json.loads(written)["patients"]) == 16
+    assert len(json.loads(written)["patients"]) == 10
 
 
 def test_an_interrupted_run_keeps_the_previous_file(tmp_path: Path, small_chunks: None, monkeypatch) -> None:
@@ -144,13 +144,13 @@ def test_courses_out_of_input_order_within_a_chunk(tmp_path: Path) -> None:
 def test_one_course_in_two_files_read_in_two_chunks(tmp_path: Path, small_chunks: None) -> None:
     """The chunks holding its two halves are read again together: one course,
     written once."""
-    data = cohort_file(tmp_path / "cohort.csv", 10)
+    data = cohort_file(tmp_path / "cohort.csv", 5)
     with data.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    halves = [r for r in rows if r["patient_id"] == "C003" and int(r["day"]) >= 10]
+    halves = [r for r in rows if r["patient_id"] == "C002" and int(r["day"]) >= 10]
     first = write_rows(tmp_path / "a.csv", [r for r in rows if r not in halves])
     second = write_rows(tmp_path / "b.csv", halves)
     written, shown = written_and_shown([first, second], tmp_path / "days.json")
     assert written == shown
     ids = [(p["patient_id"], p["infusion"]) for p in json.loads(written)["patients"]]
-    assert len(ids) == len(set(ids)) == 20
+    assert len(ids) == len(set(ids)) == 10
