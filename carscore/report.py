@@ -65,12 +65,19 @@ def _clean(v: Any) -> Any:
 
 
 def day_keys(a: Assessment) -> list[str]:
-    extra = [o.name for o in a.engine.plan.outputs if o.name not in DAY_KEYS]
-    return DAY_KEYS + extra
+    return _day_keys(a.engine)
+
+
+def _day_keys(engine: Engine) -> list[str]:
+    return DAY_KEYS + [o.name for o in engine.plan.outputs if o.name not in DAY_KEYS]
 
 
 def reason_keys(a: Assessment) -> list[str]:
-    return REASON_KEYS + [k for k in a.engine.plan.reason_keys if k not in REASON_KEYS]
+    return _reason_keys(a.engine)
+
+
+def _reason_keys(engine: Engine) -> list[str]:
+    return REASON_KEYS + [k for k in engine.plan.reason_keys if k not in REASON_KEYS]
 
 
 def summary_keys(a: Assessment) -> list[str]:
@@ -182,6 +189,18 @@ def document_tail(a: Assessment, cohort: dict | None = None) -> dict[str, Any]:
     # kept for the scripts that read it: the problems of severity "error", without the severity
     tail["errors"] = [p.as_dict() for p in a.intake.problems]
     return tail
+
+
+def day_table_head(engine: Engine) -> bytes:
+    """The header line of the day table's CSV (day_table), known before anything is graded."""
+    columns = ["patient_id", "infusion", DAY, *_day_keys(engine), "flags", *(f"reason_{k}" for k in _reason_keys(engine))]
+    return pl.DataFrame(schema=dict.fromkeys(columns, pl.String)).write_csv().encode("utf-8")
+
+
+def write_day_rows(stream: Any, rows: pl.DataFrame) -> None:
+    """Rows of the day table (day_table, with or without ``_course``) written
+    to a binary stream as csv_text writes them, without the header."""
+    spreadsheet_safe(rows.drop(COURSE, strict=False)).write_csv(stream, include_header=False)
 
 
 def day_table(a: Assessment) -> pl.DataFrame:

@@ -1,7 +1,7 @@
-"""`cohort --days --format json -o FILE` writes the document while the cohort
-is graded, chunk by chunk: the file is byte for byte what standard output
-gets (written after grading), also when chunks had to be read again, and a
-run that stops leaves the previous file and nothing else."""
+"""`cohort --days --format json|csv -o FILE` writes the result while the
+cohort is graded, chunk by chunk: the file is byte for byte what standard
+output gets (written after grading), also when chunks had to be read again,
+and a run that stops leaves the previous file and nothing else."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(carscore.chunked, "CHUNK_BYTES", 4_000)
 
 
-def written_and_shown(data: list[Path], out: Path, *options: str) -> tuple[bytes, bytes]:
+def written_and_shown(data: list[Path], out: Path, fmt: str = "json") -> tuple[bytes, bytes]:
     paths = [str(p) for p in data]
-    to_file = cli("cohort", *paths, "--days", "-f", "json", "-o", str(out), *options)
-    shown = cli("cohort", *paths, "--days", "-f", "json", *options)
+    to_file = cli("cohort", *paths, "--days", "-f", fmt, "-o", str(out))
+    shown = cli("cohort", *paths, "--days", "-f", fmt)
     assert to_file.exit_code == shown.exit_code, to_file.stderr
     return out.read_bytes(), shown.stdout_bytes
 
@@ -154,3 +154,32 @@ def test_one_course_in_two_files_read_in_two_chunks(tmp_path: Path, small_chunks
     assert written == shown
     ids = [(p["patient_id"], p["infusion"]) for p in json.loads(written)["patients"]]
     assert len(ids) == len(set(ids)) == 10
+
+
+def test_the_csv_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: None) -> None:
+    data = cohort_file(tmp_path / "cohort.csv", 4, damaged=(7,))
+    written, shown = written_and_shown([data], tmp_path / "days.csv", "csv")
+    assert written == shown
+    lines = written.decode("utf-8").splitlines()
+    assert lines[0].startswith("patient_id,infusion,day,crs_grade")
+    assert len(lines) > 100 and sum(line.startswith("patient_id") for line in lines) == 1
+    # one course in two files: read again, written whole
+    with data.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    halves = [r for r in rows if r["patient_id"] == "C001" and int(r["day"]) >= 10]
+    first = write_rows(tmp_path / "a.csv", [r for r in rows if r not in halves])
+    second = write_rows(tmp_path / "b.csv", halves)
+    written, shown = written_and_shown([first, second], tmp_path / "split.csv", "csv")
+    assert written == shown
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "cohort.csv", "days.csv", "split.csv"]
+
+
+def test_a_parquet_output_is_written_whole(tmp_path: Path, small_chunks: None) -> None:
+    import polars as pl
+
+    data = cohort_file(tmp_path / "cohort.csv", 3)
+    result = cli("cohort", str(data), "--days", "-o", str(tmp_path / "days.parquet"))
+    assert result.exit_code == 0, result.stderr
+    table = pl.read_parquet(tmp_path / "days.parquet")
+    shown = cli("cohort", str(data), "--days", "-f", "csv")
+    assert table.height == len(shown.stdout.splitlines()) - 1

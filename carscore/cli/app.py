@@ -22,7 +22,7 @@ import typer
 from carscore import __version__
 from carscore.cli import export_command, plot_command, report_command
 from carscore.cli.common import engine_for, report_problems, start, usage
-from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, StreamedDocument, cohort_table_courses, emit, parquet_output
+from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, StreamedOutput, cohort_table_courses, emit, parquet_output
 from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
 from carscore.cli.inputs import (
     ColumnOption,
@@ -162,8 +162,9 @@ def cohort(
             # asked, gathered from the chunks already in their written form
             as_json = fmt is Format.json and not parquet_output(output)
             wanted = None if not shown_days else "json" if as_json else "table"
-            # the document's days are written to its file while the rest is graded
-            streamed = StreamedDocument.begin(output, engine) if wanted == "json" else None
+            # the days are written to the output file while the rest is graded
+            streamable = wanted == "json" or (wanted == "table" and fmt is Format.csv and not parquet_output(output))
+            streamed = StreamedOutput.begin(output, engine, fmt) if streamable else None
             if streamed is not None:
                 cleanup.callback(streamed.abandon)  # whatever stops the run: nothing once the document is finished
             on_output = streamed.add if streamed is not None else None

@@ -34,14 +34,14 @@ def emit(
     cohort: dict | None,
     table_renderer: Callable[[Any, Any], None],
     day_output: Any = None,
-    streamed: StreamedDocument | None = None,
+    streamed: StreamedOutput | None = None,
 ) -> None:
     """Write the result; then name every problem on stderr and exit 0 or 1. The
     problems are named even when the result cannot be written (exit 2 then).
     ``day_output``: the days already gathered from the chunks (chunked.assess_in_chunks);
-    ``streamed``: the JSON document begun while the chunks were graded, to be
-    ended (when ``day_output`` is None: its days were all handed on in order)
-    or abandoned."""
+    ``streamed``: the result begun while the chunks were graded, to be ended
+    (when ``day_output`` is None: its days were all handed on in order) or
+    abandoned."""
     from carscore import report
 
     def table() -> Any:
@@ -64,9 +64,7 @@ def emit(
             table().write_parquet(buffer)
             write(buffer.getvalue(), output)
         elif streamed is not None and day_output is None:
-            from carscore.jsontext import document_end
-
-            streamed.finish(document_end(assessment, cohort))
+            streamed.finish(assessment, cohort)
         elif fmt is Format.json:
             if streamed is not None:
                 streamed.abandon()
@@ -78,6 +76,8 @@ def emit(
 
                 write(document_parts(assessment, include_days, cohort, day_output), output)
         elif fmt is Format.csv:
+            if streamed is not None:
+                streamed.abandon()
             write(report.csv_text(table()).encode("utf-8"), output)
         elif output is None or str(output) == "-":
             from carscore.cli.console import stdout_console
@@ -96,57 +96,59 @@ def emit(
     raise typer.Exit(report_problems(assessment))
 
 
-class StreamedDocument:
-    """The compact JSON document of ``cohort --days`` written to its file while
-    the cohort is graded: its head first, then each chunk's course entries as
-    the chunk is graded (on a thread of its own, in input order), and its end
-    once the cohort is done; then renamed over the output. Writing 350 MB
-    after grading a million days took a sixth of the run. When the chunks had
-    to be read again (a patient in two of them), what was written is dropped
-    and the document is written whole, as for standard output."""
+class StreamedOutput:
+    """The compact JSON document, or the CSV table, of ``cohort --days``
+    written to its file while the cohort is graded: its head first, then each
+    chunk's courses as the chunk is graded (on a thread of its own, in input
+    order), and its end once the cohort is done; then renamed over the output.
+    Writing 350 MB after grading a million days took a sixth of the run. When
+    the chunks had to be read again (a patient in two of them), what was
+    written is dropped and the result is written whole, as for standard output."""
 
-    def __init__(self, replacement: Any, head: bytes):
+    def __init__(self, replacement: Any, head: bytes, write_part: Callable[..., None], end: Callable[[Any, Any], bytes]):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.replacement = replacement
+        self.replacement, self.write_part, self.end = replacement, write_part, end
         self.fh = replacement.open()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carscore-write")
         self.writes = [self.writer.submit(write_all, self.fh, head)]
-        self.begun = False  # a course written: the next one after a comma
+        self.begun = False  # a course written: the next one after a comma (JSON)
         self.done = False
 
     @classmethod
-    def begin(cls, output: Path | None, engine: Any) -> StreamedDocument | None:
-        """The document begun in ``output``; None for standard output or a
+    def begin(cls, output: Path | None, engine: Any, fmt: Format) -> StreamedOutput | None:
+        """The result begun in ``output``; None for standard output or a
         device (what is written there cannot be taken back)."""
         from carscore.cli.output import Replacement
-        from carscore.jsontext import document_head
 
         if output is None or str(output) == "-":
             return None
         try:
             replacement = Replacement.of(output)
-            return None if replacement is None else cls(replacement, document_head(engine))
         except OutputError:
             return None  # said after grading, with the data's problems, as for any output
+        if replacement is None:
+            return None
+        if fmt is Format.json:
+            from carscore.jsontext import document_end, document_head, write_entries
 
-    def add(self, entries: Any) -> None:
-        """A chunk's course entries (jsontext.course_entries), after those before."""
-        if entries.height:
-            self.writes.append(self.writer.submit(self._write, self.begun, entries))
+            return cls(replacement, document_head(engine), write_entries, document_end)
+        from carscore.report import day_table_head, write_day_rows
+
+        return cls(replacement, day_table_head(engine), lambda fh, rows, _after: write_day_rows(fh, rows), lambda a, c: b"")
+
+    def add(self, part: Any) -> None:
+        """A chunk's courses (what on_days made of them), after those before."""
+        if part.height:
+            self.writes.append(self.writer.submit(self.write_part, self.fh, part, self.begun))
             self.begun = True
 
-    def _write(self, leading: bool, entries: Any) -> None:
-        from carscore.jsontext import write_entries
-
-        write_entries(self.fh, entries, leading)
-
-    def finish(self, end: bytes) -> None:
-        """The document ended, on disk, and renamed over the output."""
+    def finish(self, assessment: Any, cohort: Any) -> None:
+        """The result ended, on disk, and renamed over the output."""
         try:
             for written in self.writes:
                 written.result()
-            write_all(self.fh, end)
+            write_all(self.fh, self.end(assessment, cohort))
         except OSError as exc:
             self.done = True
             self.writer.shutdown(wait=True, cancel_futures=True)
