@@ -111,13 +111,16 @@ def _blank(height: int) -> pl.Series:
     return pl.repeat(None, height, dtype=pl.String, eager=True)
 
 
-def _joined(entries: pl.DataFrame, leading: bool) -> pl.Expr:
-    """The entries' text with a comma before each course but the first (and
-    before the first too when ``leading``: courses were written before it)."""
+def _commas(leading: bool) -> pl.Expr:
+    """Whether a comma goes before each row of course entries: before each
+    course but the first (and before the first too when ``leading``: courses
+    were written before it)."""
     starts = pl.col(COURSE).is_first_distinct()
-    if not leading:
-        starts = starts & (pl.int_range(pl.len()) > 0)
-    return pl.concat_str(pl.when(starts).then(pl.lit(",")).otherwise(pl.lit("")), pl.col("_entry"))
+    return starts if leading else starts & (pl.int_range(pl.len()) > 0)
+
+
+def _with_commas(commas: pl.Expr | pl.Series) -> pl.Expr:
+    return pl.concat_str(pl.when(commas).then(pl.lit(",")).otherwise(pl.lit("")), pl.col("_entry"))
 
 
 def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None, entries: pl.DataFrame | None = None) -> bytes:
@@ -125,22 +128,33 @@ def document_bytes(a: Assessment, include_days: bool, cohort: dict | None = None
     return b"".join(document_parts(a, include_days, cohort, entries))
 
 
+# the document is handed out in parts of about this many bytes of courses
+PART_BYTES = 16 << 20
+
+
 def document_parts(
     a: Assessment,
     include_days: bool,
     cohort: dict | None = None,
     entries: pl.DataFrame | None = None,
-    rows_a_part: int = 200_000,
+    rows_a_part: int | None = None,
 ) -> Iterator[bytes]:
-    """The document as compact UTF-8 JSON, in parts of ``rows_a_part`` rows
-    of ``course_entries`` (written one after the other, the whole text is
-    never held); ``entries``: those already made (as the chunked reader
-    gathers them, in course order), else they are made here."""
+    """The document as compact UTF-8 JSON, in parts of about PART_BYTES (or of
+    ``rows_a_part`` rows of ``course_entries``), written one after the other:
+    the whole text is never held. ``entries``: those already made (as the
+    chunked reader gathers them, in course order), else they are made here."""
     entries = entries if entries is not None else course_entries(a, include_days)
-    texts = entries.select(_joined(entries, leading=False).alias("_entry"))
+    commas = entries.select(_commas(leading=False)).to_series()
+    if rows_a_part is None:
+        size = entries.select(pl.col("_entry").str.len_bytes().sum()).item() or 0
+        rows_a_part = max(1, entries.height * PART_BYTES // max(size, 1))
     yield document_head(a.engine)
-    for start in range(0, texts.height, rows_a_part):
-        yield _text_of(texts.slice(start, rows_a_part))
+    for start in range(0, entries.height, rows_a_part):
+        part = entries.slice(start, rows_a_part)
+        text = part.select(_with_commas(commas.slice(start, rows_a_part)).str.join("").cast(pl.Binary)).item()
+        # taken as UTF-8 bytes straight from polars: made into a Python str first, the
+        # text of a million days (not all ASCII) would be copied and widened twice over
+        yield text
     yield document_end(a, cohort)
 
 
@@ -149,23 +163,13 @@ def document_head(engine: Engine) -> bytes:
     return (_text({"carscore": __version__, "rulesets": rulesets_in_use(engine)})[:-1] + ', "patients": [').encode()
 
 
-def entries_text(entries: pl.DataFrame, leading: bool = False) -> bytes:
-    """Course entries (``course_entries``, whole courses) as the document lists
-    them; ``leading``: after other courses (a comma first)."""
-    return _text_of(entries.select(_joined(entries, leading).alias("_entry")))
-
-
 def write_entries(stream: Any, entries: pl.DataFrame, leading: bool = False) -> None:
-    """``entries_text`` written to a binary stream by polars, row after row,
-    never joined into one text first."""
+    """Course entries (``course_entries``, whole courses) written to a binary
+    stream as the document lists them, by polars, row after row, never joined
+    into one text first; ``leading``: after other courses (a comma first)."""
     # each row's text as it is: no quotes, no separator, no line end
-    entries.select(_joined(entries, leading)).write_csv(stream, include_header=False, quote_style="never", line_terminator="")
-
-
-def _text_of(texts: pl.DataFrame) -> bytes:
-    # taken as UTF-8 bytes straight from polars: made into a Python str first, the
-    # text of a million days (not all ASCII) would be copied and widened twice over
-    return texts.select(pl.col("_entry").str.join("").cast(pl.Binary)).item()
+    text = _with_commas(_commas(leading))
+    entries.select(text).write_csv(stream, include_header=False, quote_style="never", line_terminator="")
 
 
 def document_end(a: Assessment, cohort: dict | None = None) -> bytes:
