@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from carscore import sources as source_files
-from carscore.assess import Assessment, assess_intake
+from carscore.assess import Assessment, assess_intake, summarise_intake
 from carscore.chunking import Chunk, Piece, chunks, partitioned
 from carscore.compile import COURSE
 from carscore.csvread import FILE, LINE, FileNotes
@@ -74,7 +74,10 @@ class ChunkedRun:
     def read(self, chunk: Chunk, first: int, last: int) -> _Part:
         """One chunk read, graded and reduced."""
         intake = self.intake_of(chunk)
-        graded = assess_intake(intake, self.engine, reasons=self.reasons)
+        if self.on_days is None:
+            graded = summarise_intake(intake, self.engine)
+        else:
+            graded = assess_intake(intake, self.engine, reasons=self.reasons)
         output = self.on_days(graded) if self.on_days is not None else None
         orders = [p.file_order for p in chunk.pieces]
         courses = intake.courses.with_columns(pl.col("_file_index").replace_strict(list(range(len(orders))), orders))

@@ -73,23 +73,7 @@ class Engine:
         reasons and its list of flags: the day-level detail that course
         summaries do not need. ``file_columns`` gives, for each input file (by
         its _file index), the columns it has, for ``captured()``."""
-        order = [COURSE, DAY] + ([TIME] if TIME in rows.columns else [])
-        if not in_course_order(rows, order):
-            rows = rows.sort(order, nulls_last=False, maintain_order=True)
-        shared = has_shared_days(rows)
-        lf = rows.lazy()
-        for batch in self.plan.row_batches:
-            lf = lf.with_columns(batch)
-        if shared:
-            lf = combine_days(lf, self.contract, self.plan.row_combines, list(rows.columns))
-        if self.plan.captured:
-            files = file_columns or []
-            lf = lf.with_columns(
-                pl.col(FILE).is_in([i for i, cols in enumerate(files) if name in cols]).alias(captured_column(name))
-                for name in sorted(self.plan.captured)
-            )
-        for batch in self.plan.batches:
-            lf = lf.with_columns(batch)
+        lf = self._graded(rows, file_columns)
         for batch in self.plan.word_batches if reasons else []:
             lf = lf.with_columns(batch)
         if reasons:
@@ -108,6 +92,36 @@ class Engine:
             out = self.word_reasons(out)
         # intermediate values served the grading; keep inputs and results only
         return out.drop([c for c in out.columns if c.startswith(("_row_", "_let_", "_flag_", "_case_", "_captured_"))])
+
+    def summarise(self, rows: pl.DataFrame, file_columns: list[frozenset[str]] | None = None) -> pl.DataFrame:
+        """Each course's summary (``_course`` and the summary keys, one row per
+        course): what assess() gives on a course's first day, computing only
+        the values summaries read (a tenth less work than every day's outputs)."""
+        keys = self.plan.summary_keys
+        summaries = self._graded(rows, file_columns).select(COURSE, *keys).collect(engine="in-memory")
+        return summaries.filter(pl.col(COURSE).is_first_distinct())
+
+    def _graded(self, rows: pl.DataFrame, file_columns: list[frozenset[str]] | None) -> pl.LazyFrame:
+        """The plan of grading over rows put in course order: row values, the
+        rows of each day combined, then day values, decisions, flags and summaries."""
+        order = [COURSE, DAY] + ([TIME] if TIME in rows.columns else [])
+        if not in_course_order(rows, order):
+            rows = rows.sort(order, nulls_last=False, maintain_order=True)
+        shared = has_shared_days(rows)
+        lf = rows.lazy()
+        for batch in self.plan.row_batches:
+            lf = lf.with_columns(batch)
+        if shared:
+            lf = combine_days(lf, self.contract, self.plan.row_combines, list(rows.columns))
+        if self.plan.captured:
+            files = file_columns or []
+            lf = lf.with_columns(
+                pl.col(FILE).is_in([i for i, cols in enumerate(files) if name in cols]).alias(captured_column(name))
+                for name in sorted(self.plan.captured)
+            )
+        for batch in self.plan.batches:
+            lf = lf.with_columns(batch)
+        return lf
 
     def word_reasons(self, graded: pl.DataFrame) -> pl.DataFrame:
         """Each day's reasons, worded case by case on the days of that case
