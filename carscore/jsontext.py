@@ -73,8 +73,9 @@ def course_entries(a: Assessment, include_days: bool = True) -> pl.DataFrame:
     file, summary); with ``include_days``, one row per day instead, the day's
     text with its course's opening before its first day and its summary after
     its last, so that a course's rows, joined, are its entry (days, a third of
-    a gigabyte at a million, are never gathered per course; entries_text joins
-    them). The chunked reader makes these chunk by chunk, side by side."""
+    a gigabyte at a million, are never gathered per course: document_parts and
+    write_entries join them). The chunked reader makes these chunk by chunk,
+    side by side."""
     keys = summary_keys(a)
     table = (
         _with_missing(a.summaries, keys)
@@ -94,14 +95,10 @@ def course_entries(a: Assessment, include_days: bool = True) -> pl.DataFrame:
     course = pl.col(COURSE)
     # a course's opening goes before its first day and its closing after its last
     # (a summary is made from a course's days: every course has days)
-    ends = days.select(course, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), course.is_first_distinct().alias("_first"))
-    firsts = ends.filter("_first").join(table, on=COURSE).select("_at", pl.concat_str(opening, pl.lit(',"days":[')))
-    lasts = (
-        days.select(course, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"))
-        .filter(course.is_last_distinct())
-        .join(table, on=COURSE)
-        .select("_at", pl.concat_str(pl.lit("]"), closing))
-    )
+    at = days.select(course, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"))
+    days_open, days_close = pl.concat_str(opening, pl.lit(',"days":[')), pl.concat_str(pl.lit("]"), closing)
+    firsts = at.filter(course.is_first_distinct()).join(table, on=COURSE).select("_at", days_open)
+    lasts = at.filter(course.is_last_distinct()).join(table, on=COURSE).select("_at", days_close)
     before = _blank(days.height).scatter(firsts["_at"], firsts.to_series(1)).fill_null(",")
     after = _blank(days.height).scatter(lasts["_at"], lasts.to_series(1)).fill_null("")
     return days.select(COURSE, pl.concat_str(before, pl.col("_day"), after).alias("_entry"))
