@@ -123,19 +123,18 @@ class StreamedOutput:
 
         if output is None or str(output) == "-":
             return None
-        try:
-            replacement = Replacement.of(output)
-        except OutputError:
-            return None  # said after grading, with the data's problems, as for any output
-        if replacement is None:
-            return None
-        if fmt is Format.json:
-            from carscore.jsontext import document_end, document_head, write_entries
-
-            return cls(replacement, document_head(engine), write_entries, document_end)
+        from carscore.jsontext import document_end, document_head, write_entries
         from carscore.report import day_table_head, write_day_rows
 
-        return cls(replacement, day_table_head(engine), lambda fh, rows, _after: write_day_rows(fh, rows), lambda a, c: b"")
+        try:
+            replacement = Replacement.of(output)
+            if replacement is None:
+                return None
+            if fmt is Format.json:
+                return cls(replacement, document_head(engine), write_entries, document_end)
+            return cls(replacement, day_table_head(engine), lambda fh, rows, _after: write_day_rows(fh, rows), lambda a, c: b"")
+        except OutputError:
+            return None  # said after grading, with the data's problems, as for any output
 
     def add(self, part: Any) -> None:
         """A chunk's courses (what on_days made of them), after those before."""
