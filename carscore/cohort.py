@@ -113,7 +113,10 @@ def cohort_statistics(
     (presentation.OutputView.summaries, e.g. "crs_*", "crs_*_lee2014");
     without them they are found among the summary keys. Counted by polars:
     a registry's two hundred thousand courses in a fraction of a second."""
-    table = summaries if isinstance(summaries, pl.DataFrame) else pl.from_dicts(summaries, infer_schema_length=None)
+    if isinstance(summaries, pl.DataFrame):
+        table = summaries
+    else:  # polars cannot read the shape of no mappings: no courses is an empty table
+        table = pl.from_dicts(summaries, infer_schema_length=None) if summaries else pl.DataFrame()
     # a number that is not finite is not known
     table = table.with_columns(
         pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c, t in table.schema.items() if t.is_float()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import rows_to_csv
 from hypothesis import given
@@ -352,3 +353,12 @@ def test_cohort_statistics_count_as_the_definitions_read(summaries: list[dict]) 
     rates = _declared_rates()
     grades = ["crs_*", "icans_*"]
     assert cohort_statistics(summaries, 0.95, grades, rates) == _reference_statistics(summaries, grades, rates)
+
+
+def test_a_cohort_of_no_courses_has_unknown_rates() -> None:
+    for empty in ([], pl.DataFrame(schema={"crs_max_grade": pl.Int64, "best_bm_response": pl.String})):
+        stats = cohort_statistics(empty, 0.95, ["crs_*"], [])
+        assert stats["n_patients"] == 0
+        assert stats["orr"] == {"count": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
+        assert stats["crs_any"]["n"] == 0 and stats["crs_grades"]["0"] == 0
+        assert stats["crs_onset_day"] == {"n": 0, "median": None, "min": None, "max": None}
