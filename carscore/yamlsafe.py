@@ -15,6 +15,9 @@ Rule files are data from anywhere, so they are read defensively:
 * every mapping, list and string remembers where it stood so that a later
   validation error can say ``file:line:col`` -- and, for a condition written
   over several lines, the line and column of the offending token inside it.
+
+What a file gives is kept between runs by ``carscore.yamlcache``, positions
+and all, under the SHA-256 of its text and of this module's code.
 """
 
 from __future__ import annotations
@@ -312,6 +315,11 @@ def load_yaml(text: str, file: str) -> Any:
     """Parse one YAML document safely; raise RuleError with file:line:col."""
     if len(text) > MAX_FILE_CHARS:
         raise RuleError(f"the file has more than {MAX_FILE_CHARS:,} characters: too big for a rule file", file, 1, 1)
+    from carscore import yamlcache  # it reads back what this module builds
+
+    kept, key = yamlcache.recall(text, file)
+    if kept is not None:
+        return kept
     try:
         builder = _Builder(file, text)
         root = builder.run()
@@ -327,4 +335,5 @@ def load_yaml(text: str, file: str) -> Any:
         raise RuleError("not valid YAML: " + " ".join(str(exc).split()), file) from None
     if builder.documents == 0:
         raise RuleError("the file is empty", file, 1, 1)
+    yamlcache.keep(key, root)
     return root

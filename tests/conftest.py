@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import csv
+import os
+import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,13 @@ from carscore.engine import Engine
 from carscore.intake import read_text
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Rule files are read through the cache of located YAML (carscore.yamlcache),
+# as on users' machines, but into a folder of this run's own, which every
+# command the tests start inherits.
+_CACHE = tempfile.mkdtemp(prefix="carscore-test-cache-")
+os.environ["CARSCORE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @lru_cache(maxsize=64)

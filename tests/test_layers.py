@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "carscore"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "reading rule-like files and the contract",
-        {"errors", "numbers", "yamlpos", "yamlsafe", "expr", "rulefile", "contract"},
+        {"errors", "numbers", "yamlpos", "yamlsafe", "yamlcache", "expr", "rulefile", "contract"},
     ),
     ("the rule language", {"compile", "functions", "countfunctions", "timeline", "kernels", "presentation", "rulemodel", "rulereaders", "ruleset"}),
     ("the engine", {"includes", "plan", "batches", "decisions", "combine", "engine"}),
