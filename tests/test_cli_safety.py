@@ -561,3 +561,79 @@ def test_help_does_not_import_the_heavy_modules() -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- the end of the process
+
+
+@posix_only
+@pytest.mark.parametrize("target", ["pipe", "file"])
+def test_the_whole_output_is_written_before_the_process_ends(tmp_path: Path, target: str) -> None:
+    """The process ends without Python's shutdown (carscore.cli.guard.leave):
+    standard output, piped or redirected to a file (block-buffered), is complete
+    and the exit code is the command's."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(SAMPLE.read_text(encoding="utf-8") + "PX,1,0,abc" + "," * 10 + "\n", encoding="utf-8")
+    for data, expected in ((SAMPLE, EXIT_OK), (bad, EXIT_DATA)):
+        command = f"carscore cohort {data} --days --format json"
+        out = shell(command if target == "pipe" else command + " > out.json", tmp_path)
+        assert out.returncode == expected, out.stderr
+        text = out.stdout if target == "pipe" else (tmp_path / "out.json").read_text(encoding="utf-8")
+        reference = shell(command + " -o reference.json", tmp_path)
+        assert reference.returncode == expected, reference.stderr
+        assert text == (tmp_path / "reference.json").read_text(encoding="utf-8")
+        assert all(p["days"] for p in json.loads(text)["patients"])
+    usage = shell("carscore cohort --format nonsense x.csv", tmp_path)
+    assert usage.returncode == EXIT_USAGE
+
+
+def test_leave_ends_at_once_only_when_nothing_is_left_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import polars  # noqa: F401 - loaded, as in every grading command
+
+    from carscore.cli import guard
+
+    ended: list[int] = []
+    flushed: list[str] = []
+
+    class Recorded:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def flush(self) -> None:
+            flushed.append(self.name)
+
+    monkeypatch.setattr(os, "_exit", ended.append)
+    monkeypatch.setattr(sys, "stdout", Recorded("stdout"))
+    monkeypatch.setattr(sys, "stderr", Recorded("stderr"))
+    guard.leave(None)
+    assert flushed == ["stdout", "stderr"]  # what is still buffered is written first
+    guard.leave(EXIT_DATA)
+    guard.leave(EXIT_INTERRUPTED)
+    assert ended == [EXIT_OK, EXIT_DATA, EXIT_INTERRUPTED]
+    # a message as the exit code: Python's exit prints it
+    with pytest.raises(SystemExit) as info:
+        guard.leave("carscore: stopped")
+    assert info.value.code == "carscore: stopped"
+    # another thread still running: Python's exit waits for it
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as info:
+            guard.leave(EXIT_OK)
+        assert info.value.code == EXIT_OK
+    finally:
+        release.set()
+        worker.join()
+
+    # standard output that cannot be flushed: Python's exit reports it as before
+    class Broken:
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", Broken())
+    with pytest.raises(SystemExit) as info:
+        guard.leave(EXIT_OK)
+    assert ended == [EXIT_OK, EXIT_DATA, EXIT_INTERRUPTED]

@@ -23,7 +23,7 @@ from carscore import __version__
 from carscore.cli import export_command, plot_command, report_command
 from carscore.cli.common import engine_for, report_problems, start, usage
 from carscore.cli.emit import GRADE_TABLE_COURSES, AllOption, StreamedOutput, cohort_table_courses, emit, parquet_output
-from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded
+from carscore.cli.guard import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, guarded, leave
 from carscore.cli.inputs import (
     ColumnOption,
     ConfidenceOption,
@@ -386,13 +386,17 @@ app.command("export")(guarded(export_command.export))
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: runs one command and ends the process with its exit code."""
     reserve_standard_streams()
     try:
         app()
+        code: object = EXIT_OK
     except KeyboardInterrupt:
         say("carscore: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:
+        code = exc.code
+    leave(code)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ an exit code (contract §3), never a traceback."""
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -61,3 +62,30 @@ def guarded(command: Callable[..., None]) -> Callable[..., None]:
 def interrupted() -> None:
     say("carscore: interrupted; no output file was changed")
     raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def leave(code: object) -> None:
+    """End the process with the command's exit code.
+
+    Once polars and numpy are loaded, Python's own shutdown spends 0.1 to 0.2 s
+    tearing their modules down after the command has finished: a tenth of a
+    cohort run of a million patient-days, on every run. Everything is written by
+    then (output files closed and renamed, temporary files removed by the
+    commands themselves), so with the standard streams flushed and no other
+    thread running, the process ends at once. Otherwise (nothing heavy loaded,
+    a thread still alive, a stream that cannot be flushed, an exit code that is
+    not a number), Python's usual exit handles it."""
+    import os
+    import threading
+
+    if code is None:
+        code = EXIT_OK
+    if "polars" not in sys.modules or not isinstance(code, int) or threading.active_count() > 1:
+        sys.exit(code)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code & 0xFF)
