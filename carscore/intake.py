@@ -11,27 +11,21 @@ other courses in the same file and in other files still are.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
 
+from carscore.cells import MAX_PROBLEMS_PER_COLUMN, typed_cells
 from carscore.combine import column_merge_expr
 from carscore.compile import COURSE, DAY, Compiler
 from carscore.contract import Check, Column, Contract, load_contract
-from carscore.csvread import FILE, LINE, MALFORMED, MALFORMED_COLUMN, MALFORMED_VALUE, read_frames
+from carscore.csvread import FILE, LINE, read_frames
 from carscore.engine import in_course_order
 from carscore.errors import InputProblem
 from carscore.expr import names_in
 from carscore.plan import column_symbol
 from carscore.sources import Source, sources_from_paths
-
-TRUE_WORDS = ("yes", "y", "true", "1")
-FALSE_WORDS = ("no", "n", "false", "0")
-_BOOL_WORDS = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
-
-MAX_PROBLEMS_PER_COLUMN = 20
 
 
 @dataclass
@@ -48,106 +42,6 @@ class Intake:
     left_out: list[InputProblem] = field(default_factory=list)
     # the notes of the files read, as (file, message) before they were grouped by message
     note_pairs: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _range_text(col: Column) -> str:
-    unit = f" {col.unit}" if col.unit else ""
-    return f"{col.low:g} to {col.high:g}{unit}"
-
-
-def _parse_word(col: Column, word: str) -> tuple[object, bool]:
-    """One distinct cell text of a yes/no, dose or enum column: (value, readable)."""
-    w = word.strip()
-    if not w:
-        return None, True
-    low = w.lower()
-    if col.kind in ("boolean", "dose") and low in _BOOL_WORDS:
-        return _BOOL_WORDS[low], True
-    if col.kind == "boolean":
-        return None, False
-    if col.kind == "dose":
-        try:
-            dose = float(w)
-        except ValueError:
-            return None, False
-        return (dose > 0, True) if math.isfinite(dose) and dose >= 0 else (None, False)
-    normal = "_".join(low.replace("-", " ").split())
-    return (normal, True) if normal in col.values else (None, False)
-
-
-_WORD_MESSAGES = {
-    "boolean": "is not yes/no (accepted: yes/no, y/n, true/false, 1/0)",
-    "dose": "is neither yes/no nor a dose (a number of 0 or more)",
-}
-
-
-def _parse_words(col: Column, raw: pl.Series) -> tuple[pl.Expr, pl.Expr, str]:
-    """Yes/no, dose and enum columns hold few distinct texts: read each once."""
-    keys, values, bad = [], [], []
-    for word in raw.unique().drop_nulls().to_list():
-        value, readable = _parse_word(col, word)
-        keys.append(word)
-        values.append(value)
-        if not readable:
-            bad.append(word)
-    dtype = pl.Boolean if col.kind in ("boolean", "dose") else pl.String
-    value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype) if keys else pl.lit(None, dtype=dtype)
-    message = _WORD_MESSAGES.get(col.kind, f"is not one of: {', '.join(col.values)}")
-    return value, pl.col(col.name).is_in(bad), message
-
-
-def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
-    """Typed value, 'bad cell' mask and the sentence for a bad cell."""
-    text = raw.str.strip_chars()
-    text = pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
-    given = text.is_not_null()
-    if col.numeric:
-        number = text.cast(pl.Float64, strict=False)
-        bad = given & (number.is_null() | ~number.is_finite())
-        message = "is not a number"
-        if col.kind == "integer":
-            bad = bad | (given & number.is_finite() & (number != number.round(0)))
-            message = "is not a whole number"
-        # integers stay decimal until their range is checked, so that 10^30 is out of range, not blank
-        return number, bad, message
-    if col.kind == "time":
-        return _clock_time(text, given)
-    return text, pl.lit(False), ""
-
-
-_CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
-
-
-def _clock_time(text: pl.Expr, given: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
-    """HH:MM or HH:MM:SS (24-hour local clock) as seconds since midnight."""
-    parts = [text.str.extract(_CLOCK, i).cast(pl.Int64, strict=False) for i in (1, 2, 3)]
-    hours, minutes, seconds = parts[0], parts[1], parts[2].fill_null(0)
-    valid = (hours < 24) & (minutes < 60) & (seconds < 60)
-    value = pl.when(valid).then(hours * 3600 + minutes * 60 + seconds)
-    return value, given & value.is_null(), "is not a clock time (HH:MM or HH:MM:SS, 00:00 to 23:59)"
-
-
-def _as_written(value: object) -> str:
-    """A cell as the user wrote it (numbers read by the fast road lose only a '.0')."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return str(value)
-
-
-def _problems_from(
-    df: pl.DataFrame, mask: str, raw: str, names: list[str], column: str, message: str, problems: list[InputProblem]
-) -> None:
-    """One problem per cell, at most MAX_PROBLEMS_PER_COLUMN per file and column,
-    then one line counting the rest of that file's."""
-    hits = df.filter(pl.col(mask)).select(FILE, LINE, raw).with_columns(_nth=pl.int_range(pl.len()).over(FILE))
-    for f, line, value, _ in hits.filter(pl.col("_nth") < MAX_PROBLEMS_PER_COLUMN).iter_rows():
-        problems.append(InputProblem(names[f], message, line, column, _as_written(value)))
-    more = hits.group_by(FILE).agg(pl.len().alias("n"), pl.col(LINE).max().alias("last"))
-    for f, n, last in more.filter(pl.col("n") > MAX_PROBLEMS_PER_COLUMN).iter_rows():
-        rest = n - MAX_PROBLEMS_PER_COLUMN
-        problems.append(InputProblem(names[f], f"... and {rest} more rows with the same problem", last, column))
 
 
 def read_sources(
@@ -174,67 +68,9 @@ def read_sources(
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frames.clear()
 
-    # parse every column: typed value plus a mask of cells that could not be read
-    typed, masks, messages = [], [], {}
-    for name, col in contract.columns.items():
-        if name not in raw.columns:
-            continue
-        if col.kind in ("boolean", "dose", "enum"):
-            value, bad, message = _parse_words(col, raw[name])
-        elif col.numeric and raw.schema[name].is_numeric():
-            number = pl.col(name).cast(pl.Float64)
-            bad, message = ~number.is_finite(), "is not a number"
-            if col.kind == "integer":
-                bad, message = bad | (number != number.round(0)), "is not a whole number"
-            value = number
-        else:
-            value, bad, message = _parse_column(col, pl.col(name))
-        if col.low is not None and col.numeric:
-            out_of_range = value.is_not_null() & ((value < col.low) | (value > col.high))
-            masks.append(out_of_range.fill_null(False).alias(f"_range_{name}"))
-            messages[f"_range_{name}"] = (
-                name,
-                f"is outside the plausible range {_range_text(col)}" + (f": {col.hint}" if col.hint else ""),
-            )
-        typed.append(value.alias(f"_v_{name}"))
-        masks.append(bad.fill_null(False).alias(f"_bad_{name}"))
-        messages[f"_bad_{name}"] = (name, message)
-    parsed = raw.with_columns(typed).with_columns(masks)
-    integers = [f"_v_{n}" for n, c in contract.columns.items() if c.kind == "integer" and f"_v_{n}" in parsed.columns]
-    parsed = parsed.with_columns([pl.col(n).cast(pl.Int64, strict=False) for n in integers])
-    parsed = parsed.with_columns(_blank_day=pl.col(DAY).is_null())
-    messages["_blank_day"] = (DAY, "day is blank: every row needs its day since infusion")
-    if "patient_id" in raw.columns:
-        parsed = parsed.with_columns(_bad_pid=pl.col("_v_patient_id").is_null())
-        messages["_bad_pid"] = ("patient_id", "patient_id is blank")
-    if MALFORMED in parsed.columns:
-        # a row the CSV reader could not read whole is named once, as such, not
-        # cell by cell; its course is not assessed
-        whole = pl.col(MALFORMED).is_null()
-        parsed = parsed.with_columns([(pl.col(m) & whole).alias(m) for m in messages]).with_columns(_malformed_row=~whole)
-        _malformed_problems(parsed, names, problems)
-
-    counts = parsed.select([pl.col(m).sum() for m in messages]).row(0, named=True)
-    failing = [m for m in messages if counts[m]]
-    for m in failing:
-        column, message = messages[m]
-        src_col = column if column in raw.columns else DAY
-        _problems_from(parsed, m, src_col, names, column, message, problems)
-
-    # typed table; cells that failed are blank from here on (their course is dropped below)
+    # every cell read by its column's kind; the cells that cannot be read are named
+    typed_df, failing = typed_cells(raw, contract, names, problems)
     del raw
-    typed_df = parsed.select(
-        [FILE, LINE]
-        + [pl.col(f"_v_{n}").alias(n) for n in contract.columns if f"_v_{n}" in parsed.columns]
-        + [pl.any_horizontal([pl.col(m) for m in failing] + _malformed_mask(parsed)).alias("_row_bad")]
-        + [pl.col(m) for m in failing if m in ("_bad_infusion", "_range_infusion")]
-        + (
-            [(pl.col("_malformed_row") & pl.col("_v_infusion").is_null()).alias("_malformed_unplaced")]
-            if MALFORMED in parsed.columns and "_v_infusion" in parsed.columns
-            else []
-        )
-    )
-    del parsed
     for name, col in contract.columns.items():
         if name not in typed_df.columns:
             typed_df = typed_df.with_columns(pl.lit(None, dtype=_dtype(col)).alias(name))
@@ -281,21 +117,6 @@ def read_sources(
     problems.sort(key=lambda p: (order.get(p.file, -1), p.row))
     problems.extend(left_out)
     return Intake(rows, courses, problems, notes, len(sources), file_columns, left_out, note_pairs)
-
-
-def _malformed_mask(parsed: pl.DataFrame) -> list[pl.Expr]:
-    return [pl.col("_malformed_row")] if "_malformed_row" in parsed.columns else []
-
-
-def _malformed_problems(parsed: pl.DataFrame, names: list[str], problems: list[InputProblem]) -> None:
-    """Rows the CSV reader could not read whole, at most MAX_PROBLEMS_PER_COLUMN per file."""
-    rows = parsed.filter(pl.col("_malformed_row")).with_columns(_nth=pl.int_range(pl.len()).over(FILE))
-    shown = rows.filter(pl.col("_nth") < MAX_PROBLEMS_PER_COLUMN)
-    for f, line, message, column, value in shown.select(FILE, LINE, MALFORMED, MALFORMED_COLUMN, MALFORMED_VALUE).iter_rows():
-        problems.append(InputProblem(names[f], message, line, column or "", value or ""))
-    more = rows.group_by(FILE).agg(pl.len().alias("n"), pl.col(LINE).max().alias("last"))
-    for f, n, last in more.filter(pl.col("n") > MAX_PROBLEMS_PER_COLUMN).iter_rows():
-        problems.append(InputProblem(names[f], f"... and {n - MAX_PROBLEMS_PER_COLUMN} more malformed rows", last))
 
 
 def _not_assessed(courses: pl.DataFrame) -> list[InputProblem]:

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the engine", {"includes", "plan", "batches", "decisions", "combine", "engine"}),
     (
         "reading patient data",
-        {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "intake", "importer", "chunking", "parquetin"},
+        {"sources", "decoding", "csvfile", "headers", "csvlines", "csvroads", "csvread", "cells", "intake", "importer", "chunking", "parquetin"},
     ),
     ("assessment and results", {"assess", "chunked", "rulesources", "report", "jsontext", "cohort", "casefile", "compare"}),
     ("figures, the HTML report and the registry and CDISC exports", {"figures", "htmlreport", "export"}),
