@@ -59,6 +59,7 @@ class ChunkedRun:
     column_map: dict[str, str] | None
     ignore_unknown: bool
     on_days: Callable[[Assessment], Any] | None
+    on_summaries: Callable[[Assessment], Any] | None = None
     parts: list[_Part] = field(default_factory=list)
     # per chunk read: the files it held (by input order), and whether they were streamed in pieces
     held: list[tuple[list[int], bool]] = field(default_factory=list)
@@ -76,9 +77,10 @@ class ChunkedRun:
         intake = self.intake_of(chunk)
         if self.on_days is None:
             graded = summarise_intake(intake, self.engine)
+            output = self.on_summaries(graded) if self.on_summaries is not None else None
         else:
             graded = assess_intake(intake, self.engine, reasons=self.reasons)
-        output = self.on_days(graded) if self.on_days is not None else None
+            output = self.on_days(graded)
         orders = [p.file_order for p in chunk.pieces]
         courses = intake.courses.with_columns(pl.col("_file_index").replace_strict(list(range(len(orders))), orders))
         return _Part(
@@ -104,6 +106,7 @@ def assess_in_chunks(
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
     on_days: Callable[[Assessment], pl.DataFrame] | None = None,
+    on_summaries: Callable[[Assessment], pl.DataFrame] | None = None,
     on_output: Callable[[pl.DataFrame], None] | None = None,
     on_chunk: Callable[[int], None] | None = None,
     workers: int = 2,
@@ -118,12 +121,15 @@ def assess_in_chunks(
     order, no table is returned (None): nothing is gathered. When chunks had to
     be read again (a patient in two of them), the table returned replaces them.
 
+    Without ``on_days``, ``on_summaries`` may make something of each chunk's
+    summaries (its Assessment has no days), gathered or handed on the same way.
+
     ``on_chunk`` is told the number of courses done after each chunk;
     ``workers`` chunks are graded side by side."""
     notes: list[str] = []
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
-    run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
+    run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days, on_summaries)
     done = 0
     pending = chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)
     for chunk, part in _graded(run, pending, workers):
