@@ -59,12 +59,10 @@ class ChunkedRun:
     column_map: dict[str, str] | None
     ignore_unknown: bool
     on_days: Callable[[Assessment], Any] | None
-    on_summaries: Callable[[Assessment], Any] | None = None
     parts: list[_Part] = field(default_factory=list)
     # per chunk read: the files it held (by input order), and whether they were streamed in pieces
     held: list[tuple[list[int], bool]] = field(default_factory=list)
     days: pl.DataFrame | None = None  # what on_days made of every chunk's days, courses numbered in input order
-    handed_on_in_order: bool = False  # what was handed to on_output, one part after another, is the result
 
     def intake_of(self, chunk: Chunk) -> Intake:
         """One chunk's rows read and checked, numbered as in its files."""
@@ -78,10 +76,9 @@ class ChunkedRun:
         intake = self.intake_of(chunk)
         if self.on_days is None:
             graded = summarise_intake(intake, self.engine)
-            output = self.on_summaries(graded) if self.on_summaries is not None else None
         else:
             graded = assess_intake(intake, self.engine, reasons=self.reasons)
-            output = self.on_days(graded)
+        output = self.on_days(graded) if self.on_days is not None else None
         orders = [p.file_order for p in chunk.pieces]
         courses = intake.courses.with_columns(pl.col("_file_index").replace_strict(list(range(len(orders))), orders))
         return _Part(
@@ -107,7 +104,6 @@ def assess_in_chunks(
     column_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
     on_days: Callable[[Assessment], pl.DataFrame] | None = None,
-    on_summaries: Callable[[Assessment], pl.DataFrame] | None = None,
     on_output: Callable[[pl.DataFrame], None] | None = None,
     on_chunk: Callable[[int], None] | None = None,
     workers: int = 2,
@@ -122,18 +118,12 @@ def assess_in_chunks(
     order, no table is returned (None): nothing is gathered. When chunks had to
     be read again (a patient in two of them), the table returned replaces them.
 
-    Without ``on_days``, ``on_summaries`` may make something of each chunk's
-    summaries (its Assessment has no days), handed on the same way; what it
-    made is not kept once handed on, and when it is not the result (or was not
-    handed on), ``on_summaries`` of the whole Assessment is returned instead.
-
     ``on_chunk`` is told the number of courses done after each chunk;
     ``workers`` chunks are graded side by side."""
     notes: list[str] = []
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     sources, source_problems = source_files.sources_from_paths(paths, stdin, notes=notes, lazy=True)
-    # summaries' entries are made chunk by chunk only to be handed on
-    run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days, on_summaries if on_output is not None else None)
+    run = ChunkedRun(engine, reasons, column_map, ignore_unknown, on_days)
     done = 0
     pending = chunks(sources, engine.contract, chunk_bytes, column_map, ignore_unknown)
     for chunk, part in _graded(run, pending, workers):
@@ -141,10 +131,6 @@ def assess_in_chunks(
         run.parts.append(part)
         if on_output is not None and part.output is not None:
             on_output(part.output)
-            if on_days is None:
-                # summaries' entries are let go once handed on (at ten million
-                # patient-days they are 170 MB): made again, whole, if needed
-                part.output = None
         done += part.courses.height
         if on_chunk is not None:
             on_chunk(done)
@@ -152,10 +138,7 @@ def assess_in_chunks(
     _deal_ungrouped_files(run, sources, chunk_bytes, notes, workers)
     _read_shared_patients_together(run, sources, notes)
     unchanged = handed_on is not None and len(handed_on) == len(run.parts) and all(map(operator.is_, handed_on, run.parts))
-    assessment = _merged(run, engine, sources, source_problems, notes, days_handed_on=unchanged)
-    if on_summaries is not None and not run.handed_on_in_order:
-        run.days = on_summaries(assessment)
-    return assessment, run.days
+    return _merged(run, engine, sources, source_problems, notes, days_handed_on=unchanged), run.days
 
 
 def _deal_ungrouped_files(run: ChunkedRun, sources: list[Source], chunk_bytes: int, notes: list[str], workers: int) -> None:
@@ -343,8 +326,7 @@ def _merged(
     # the days handed on as each chunk was graded are the result when the
     # courses came in input order (they nearly always do: files are read in order)
     in_order = days_handed_on and renumber.select((pl.col("_old") == pl.col("_new")).all()).item()
-    run.handed_on_in_order = in_order
-    if outputs and not in_order and run.on_days is not None:
+    if outputs and not in_order:
         days = pl.concat(outputs, how="vertical_relaxed").join(renumber, left_on=COURSE, right_on="_old", maintain_order="left")
         run.days = days.drop(COURSE).rename({"_new": COURSE}).sort(COURSE, maintain_order=True)
 

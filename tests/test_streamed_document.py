@@ -1,5 +1,5 @@
-"""`cohort [--days] --format json -o FILE` and `cohort --days --format csv -o
-FILE` write the result while the cohort is graded, chunk by chunk: the file is byte for byte what standard
+"""`cohort --days --format json|csv -o FILE` writes the result while the
+cohort is graded, chunk by chunk: the file is byte for byte what standard
 output gets (written after grading), also when chunks had to be read again,
 and a run that stops leaves the previous file and nothing else."""
 
@@ -32,32 +32,26 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(carscore.chunked, "CHUNK_BYTES", 4_000)
 
 
-def written_and_shown(data: list[Path], out: Path, fmt: str = "json", days: bool = True) -> tuple[bytes, bytes]:
-    paths = [str(p) for p in data] + (["--days"] if days else [])
-    to_file = cli("cohort", *paths, "-f", fmt, "-o", str(out))
-    shown = cli("cohort", *paths, "-f", fmt)
+def written_and_shown(data: list[Path], out: Path, fmt: str = "json") -> tuple[bytes, bytes]:
+    paths = [str(p) for p in data]
+    to_file = cli("cohort", *paths, "--days", "-f", fmt, "-o", str(out))
+    shown = cli("cohort", *paths, "--days", "-f", fmt)
     assert to_file.exit_code == shown.exit_code, to_file.stderr
     return out.read_bytes(), shown.stdout_bytes
 
 
-def has_days(patients: list[dict], days: bool) -> bool:
-    return all(p["days"] for p in patients) if days else not any("days" in p for p in patients)
-
-
-@pytest.mark.parametrize("days", [True, False], ids=["days", "summaries"])
-def test_the_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: None, days: bool) -> None:
+def test_the_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: None) -> None:
     data = cohort_file(tmp_path / "cohort.csv", 8, damaged=(40,))
-    written, shown = written_and_shown([data], tmp_path / "days.json", days=days)
+    written, shown = written_and_shown([data], tmp_path / "days.json")
     assert written == shown
     document = json.loads(written)
     assert len(document["patients"]) == 15  # the course with an unreadable row is not assessed, and named
-    assert has_days(document["patients"], days) and all(p["summary"] for p in document["patients"])
+    assert all(p["days"] for p in document["patients"])
     assert document["problems"] and document["cohort"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv", "days.json"]
 
 
-@pytest.mark.parametrize("days", [True, False], ids=["days", "summaries"])
-def test_chunks_read_again_replace_what_was_written(tmp_path: Path, small_chunks: None, days: bool) -> None:
+def test_chunks_read_again_replace_what_was_written(tmp_path: Path, small_chunks: None) -> None:
     """A patient in two files read in different chunks: those chunks are read
     again together and the document is written whole; still the same bytes."""
     data = cohort_file(tmp_path / "cohort.csv", 5)
@@ -65,23 +59,20 @@ def test_chunks_read_again_replace_what_was_written(tmp_path: Path, small_chunks
         rows = list(csv.DictReader(fh))
     first = write_rows(tmp_path / "a.csv", [r for r in rows if r["patient_id"] <= "C002" or r["infusion"] == "1"])
     second = write_rows(tmp_path / "b.csv", [r for r in rows if r["patient_id"] > "C002" and r["infusion"] != "1"])
-    written, shown = written_and_shown([first, second], tmp_path / "days.json", days=days)
+    written, shown = written_and_shown([first, second], tmp_path / "days.json")
     assert written == shown
-    patients = json.loads(written)["patients"]
-    ids = [(p["patient_id"], p["infusion"]) for p in patients]
-    assert len(ids) == len(set(ids)) == 10 and has_days(patients, days)
+    ids = [(p["patient_id"], p["infusion"]) for p in json.loads(written)["patients"]]
+    assert len(ids) == len(set(ids)) == 10
 
 
-@pytest.mark.parametrize("days", [True, False], ids=["days", "summaries"])
-def test_a_file_not_grouped_by_patient_gives_the_same_document(tmp_path: Path, small_chunks: None, days: bool) -> None:
+def test_a_file_not_grouped_by_patient_gives_the_same_document(tmp_path: Path, small_chunks: None) -> None:
     data = cohort_file(tmp_path / "cohort.csv", 5)
     with data.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     shuffled = write_rows(tmp_path / "shuffled.csv", rows[1::2] + rows[::2])
-    written, shown = written_and_shown([shuffled], tmp_path / "days.json", days=days)
+    written, shown = written_and_shown([shuffled], tmp_path / "days.json")
     assert written == shown
-    patients = json.loads(written)["patients"]
-    assert len(patients) == 10 and has_days(patients, days)
+    assert len(json.loads(written)["patients"]) == 10
 
 
 def test_an_interrupted_run_keeps_the_previous_file(tmp_path: Path, small_chunks: None, monkeypatch) -> None:
@@ -150,8 +141,7 @@ def test_courses_out_of_input_order_within_a_chunk(tmp_path: Path) -> None:
     assert listed == [("P", 1, 2), ("Q", 1, 2), ("P", 2, 3)]
 
 
-@pytest.mark.parametrize("days", [True, False], ids=["days", "summaries"])
-def test_one_course_in_two_files_read_in_two_chunks(tmp_path: Path, small_chunks: None, days: bool) -> None:
+def test_one_course_in_two_files_read_in_two_chunks(tmp_path: Path, small_chunks: None) -> None:
     """The chunks holding its two halves are read again together: one course,
     written once."""
     data = cohort_file(tmp_path / "cohort.csv", 5)
@@ -160,11 +150,10 @@ def test_one_course_in_two_files_read_in_two_chunks(tmp_path: Path, small_chunks
     halves = [r for r in rows if r["patient_id"] == "C002" and int(r["day"]) >= 10]
     first = write_rows(tmp_path / "a.csv", [r for r in rows if r not in halves])
     second = write_rows(tmp_path / "b.csv", halves)
-    written, shown = written_and_shown([first, second], tmp_path / "days.json", days=days)
+    written, shown = written_and_shown([first, second], tmp_path / "days.json")
     assert written == shown
-    patients = json.loads(written)["patients"]
-    ids = [(p["patient_id"], p["infusion"]) for p in patients]
-    assert len(ids) == len(set(ids)) == 10 and has_days(patients, days)
+    ids = [(p["patient_id"], p["infusion"]) for p in json.loads(written)["patients"]]
+    assert len(ids) == len(set(ids)) == 10
 
 
 def test_the_csv_file_is_what_standard_output_gets(tmp_path: Path, small_chunks: None) -> None:
@@ -196,8 +185,7 @@ def test_a_parquet_output_is_written_whole(tmp_path: Path, small_chunks: None) -
     assert table.height == len(shown.stdout.splitlines()) - 1
 
 
-@pytest.mark.parametrize("days", [True, False], ids=["days", "summaries"])
-def test_courses_are_written_as_each_chunk_is_graded(tmp_path: Path, small_chunks: None, monkeypatch, days: bool) -> None:
+def test_days_are_written_as_each_chunk_is_graded(tmp_path: Path, small_chunks: None, monkeypatch) -> None:
     from carscore.cli.emit import StreamedOutput
 
     handed: list[int] = []
@@ -210,9 +198,8 @@ def test_courses_are_written_as_each_chunk_is_graded(tmp_path: Path, small_chunk
     monkeypatch.setattr(StreamedOutput, "add", counted)
     data = cohort_file(tmp_path / "cohort.csv", 8)
     out = tmp_path / "out.json"
-    result = cli("cohort", str(data), *(["--days"] if days else []), "-f", "json", "-o", str(out))
+    result = cli("cohort", str(data), "--days", "-f", "json", "-o", str(out))
     assert result.exit_code == 0, result.stderr
     patients = json.loads(out.read_bytes())["patients"]
     assert len(handed) > 2  # chunk by chunk, not once at the end
-    # a row a day, or a row a course
-    assert sum(handed) == (sum(len(p["days"]) for p in patients) if days else len(patients))
+    assert sum(handed) == sum(len(p["days"]) for p in patients)  # a row a day

@@ -162,12 +162,11 @@ def cohort(
             # asked, gathered from the chunks already in their written form
             as_json = fmt is Format.json and not parquet_output(output)
             wanted = None if not shown_days else "json" if as_json else "table"
-            # the courses (with their days, when asked) are written to the output file while the rest is graded
-            streamable = as_json or (wanted == "table" and fmt is Format.csv and not parquet_output(output))
-            streamed = StreamedOutput.begin(output, engine, fmt) if streamable and not rates else None
+            # the days are written to the output file while the rest is graded
+            streamable = wanted == "json" or (wanted == "table" and fmt is Format.csv and not parquet_output(output))
+            streamed = StreamedOutput.begin(output, engine, fmt) if streamable else None
             if streamed is not None:
                 cleanup.callback(streamed.abandon)  # whatever stops the run: nothing once the document is finished
-                wanted = wanted or "summaries"
             on_output = streamed.add if streamed is not None else None
             assessment, day_output = assess_cohort(paths, engine, stdin, column, ignore_unknown_columns, wanted, on_output)
         elif source_format is None and sys.stderr is not None and sys.stderr.isatty():

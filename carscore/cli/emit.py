@@ -97,11 +97,10 @@ def emit(
 
 
 class StreamedOutput:
-    """The compact JSON document of ``cohort`` (with ``--days`` or without), or
-    the CSV table of ``cohort --days``, written to its file while the cohort is
-    graded: its head first, then each chunk's courses as the chunk is graded
-    (on a thread of its own, in input order), and its end once the cohort is
-    done; then renamed over the output.
+    """The compact JSON document, or the CSV table, of ``cohort --days``
+    written to its file while the cohort is graded: its head first, then each
+    chunk's courses as the chunk is graded (on a thread of its own, in input
+    order), and its end once the cohort is done; then renamed over the output.
     Writing 350 MB after grading a million days took a sixth of the run. When
     the chunks had to be read again (a patient in two of them), what was
     written is dropped and the result is written whole, as for standard output."""

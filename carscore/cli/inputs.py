@@ -132,21 +132,20 @@ def assess_cohort(
     ``days``: also every day, as "json" (each course's whole entry of the
     document, jsontext.course_entries) or as the "table" of the CSV
     (report.day_table), gathered from the chunks, or handed to ``on_output``
-    chunk by chunk (chunked.assess_in_chunks); or "summaries": no days, each
-    course's entry of the document without them, made as each chunk is graded."""
+    chunk by chunk (chunked.assess_in_chunks)."""
     import sys
 
     from carscore.chunked import assess_in_chunks
     from carscore.csvread import parse_column_map
 
     column_map = parse_column_map(column or [], engine.contract)
+    on_days = _day_encoder(days)
     options = {
         "column_map": column_map,
         "ignore_unknown": ignore_unknown,
-        "on_days": _day_encoder(days) if days != "summaries" else None,
-        "on_summaries": _summary_entries if days == "summaries" else None,
+        "on_days": on_days,
         "on_output": on_output,
-        "reasons": days in ("json", "table"),
+        "reasons": days is not None,
     }
     if sys.stderr is None or not sys.stderr.isatty():
         return assess_in_chunks(paths, engine, stdin, **options)
@@ -154,12 +153,6 @@ def assess_cohort(
 
     with course_progress() as tell:
         return assess_in_chunks(paths, engine, stdin, on_chunk=tell, **options)
-
-
-def _summary_entries(a: Any) -> Any:
-    from carscore.jsontext import course_entries
-
-    return course_entries(a, include_days=False)
 
 
 def _day_encoder(days: str | None) -> Any:
