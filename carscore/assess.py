@@ -34,6 +34,7 @@ def load_engine(
     overrides: dict[str, dict[str, Any]] | None = None,
     builtins: bool = True,
     systems: list[str] | None = None,
+    plan_later: bool = False,
 ) -> Engine:
     """Compile the built-in rule sets together with the rule files/folders given.
 
@@ -43,7 +44,9 @@ def load_engine(
     built-in) is kept with the engine: ``rulesources.sources_of(engine)``.
     A name that no rule set in use defines is a RuleErrors naming the rule
     set that would define it. ``systems`` selects the grading systems graded
-    beside ASTCT (contract §5; ``["all"]`` for every one)."""
+    beside ASTCT (contract §5; ``["all"]`` for every one). ``plan_later``:
+    the rule sets are compiled on a thread of their own while the caller goes
+    on (reading input); their errors are raised where the plan is first needed."""
     from carscore import rulesources
 
     # the built-in rule files are read only when they are used (or a problem needs them)
@@ -53,10 +56,16 @@ def load_engine(
     rulesets = select_systems(rulesources.combine(rules, builtin, with_builtins=builtins), systems, known)
     if not rulesets:
         raise RuleErrors([RuleError("no rule sets to use: give rule files with --rules")])
+
+    def explained(exc: RuleErrors) -> RuleErrors:
+        return rulesources.explain_unknown_names(exc, rulesets, rulesources.builtin_rulesets())
+
     try:
-        engine = Engine(rulesets, overrides=overrides)
+        engine = Engine(rulesets, overrides=overrides, plan_later=plan_later)
     except RuleErrors as exc:
-        raise rulesources.explain_unknown_names(exc, rulesets, rulesources.builtin_rulesets()) from None
+        raise explained(exc) from None
+    if plan_later:
+        engine.plan_in_background(explained)
     if builtins:
         rulesources.remember(engine, rulesources.describe(engine.rulesets, builtin))
     return engine

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +41,12 @@ class Engine:
         rulesets: list[RuleSet],
         contract: Contract | None = None,
         overrides: dict[str, dict[str, Any]] | None = None,
+        *,
+        plan_later: bool = False,
     ):
+        """``plan_later``: the rule sets are compiled when the plan is first
+        needed, or on a thread of their own from ``plan_in_background``;
+        their errors are raised then."""
         # libraries are merged into the rule sets that include them, before the
         # overrides: a case or centre may change an included threshold per system
         self.rulesets = [self._override(rs, (overrides or {}).get(rs.id, {})) for rs in resolve_includes(rulesets)]
@@ -49,7 +55,44 @@ class Engine:
         unknown = set(overrides or {}) - {rs.id for rs in self.rulesets}
         if unknown:
             raise RuleErrors([RuleError(f"no rule set with id '{u}' to override") for u in sorted(unknown)])
-        self.plan = build_plan(self.rulesets, self.contract)
+        self._plan: Plan | None = None
+        self._planning: threading.Thread | None = None
+        self._plan_failure: BaseException | None = None
+        self._plan_lock = threading.Lock()
+        if not plan_later:
+            self._plan = build_plan(self.rulesets, self.contract)
+
+    def plan_in_background(self, explain: Any = None) -> None:
+        """Compile the rule sets on a thread of their own: a cohort's first
+        chunks are read meanwhile (reading needs the contract, not the plan).
+        ``explain``: what a RuleErrors of compiling becomes (load_engine's
+        explanation of unknown names)."""
+
+        def compile_plan() -> None:
+            try:
+                self._plan = build_plan(self.rulesets, self.contract)
+            except RuleErrors as exc:
+                self._plan_failure = explain(exc) if explain is not None else exc
+            except BaseException as exc:  # noqa: BLE001 - raised where the plan is needed
+                self._plan_failure = exc
+
+        if self._plan is None and self._planning is None:
+            self._planning = threading.Thread(target=compile_plan, name="carscore-compile", daemon=True)
+            self._planning.start()
+
+    @property
+    def plan(self) -> Plan:
+        """The compiled rule sets (waited for, or compiled now, the first time)."""
+        if self._plan is None:
+            with self._plan_lock:
+                if self._planning is not None:
+                    self._planning.join()
+                elif self._plan is None and self._plan_failure is None:
+                    self._plan = build_plan(self.rulesets, self.contract)
+            if self._plan_failure is not None:
+                raise self._plan_failure
+        assert self._plan is not None
+        return self._plan
 
     @staticmethod
     def _override(rs: RuleSet, values: dict[str, Any]) -> RuleSet:

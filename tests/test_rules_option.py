@@ -203,6 +203,13 @@ def _refused(tmp_path: Path, *rules: Path) -> str:
     result = cli("grade", str(data), "-f", "json", *args)
     assert result.exit_code == EXIT_USAGE, result.stderr
     assert result.stdout == ""
+    # cohort compiles the rules while its first chunks are read: refused the
+    # same way, and nothing is left of the output it had begun
+    for days in ([], ["--days"]):
+        out = tmp_path / "cohort.json"
+        cohort = cli("cohort", str(data), *days, "-f", "json", "-o", str(out), *args)
+        assert cohort.exit_code == EXIT_USAGE and cohort.stderr == result.stderr, cohort.stderr
+        assert not any(p.name.startswith((".cohort", "cohort")) for p in tmp_path.iterdir())
     return result.stderr
 
 
@@ -322,3 +329,20 @@ def test_validate_checks_a_file_together_with_the_builtins(tmp_path: Path) -> No
     lines = result.stdout.splitlines()
     assert f"ok  {mine}  (extra 1, added)" in lines
     assert len(lines) == len(builtin_ids()) + 1 + len([rs for rs in read_rules([builtin_rules_dir()]) if rs.library])
+
+
+def test_rules_compiled_on_a_thread_give_the_same_plan_and_the_same_errors(tmp_path: Path) -> None:
+    from carscore.assess import load_engine
+    from carscore.errors import RuleErrors
+
+    now, later = load_engine(), load_engine(plan_later=True)
+    assert later.plan.summary_keys == now.plan.summary_keys
+    assert [o.name for o in later.plan.outputs] == [o.name for o in now.plan.outputs]
+    mine = rule_file(tmp_path / "extra.yaml", "extra", 'flags:\n  hot_day: "temp_c >= fever_temp_c"\n')
+    with pytest.raises(RuleErrors) as at_once:
+        load_engine([mine])
+    deferred = load_engine([mine], plan_later=True)  # the rules are read; compiling them fails on its thread
+    for _ in range(2):  # and is said each time the plan is asked for
+        with pytest.raises(RuleErrors) as info:
+            _ = deferred.plan
+        assert [str(e) for e in info.value.errors] == [str(e) for e in at_once.value.errors]

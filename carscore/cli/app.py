@@ -148,7 +148,8 @@ def cohort(
     """Assess a cohort: every course's summary, and cohort rates with Wilson confidence intervals."""
     if rates and (fmt is not Format.csv or days):
         raise usage("--rates writes the cohort rates as CSV: use it with --format csv and without --days")
-    stdin, engine = start(paths, output, rules, systems)
+    # the rules compile while the cohort's first chunks are read
+    stdin, engine = start(paths, output, rules, systems, plan_later=True)
 
     from carscore.assess import assess_intake
     from carscore.cohort import cohort_of
