@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -62,7 +63,7 @@ class Engine:
         if not plan_later:
             self._plan = build_plan(self.rulesets, self.contract)
 
-    def plan_in_background(self, explain: Any = None) -> None:
+    def plan_in_background(self, explain: Callable[[RuleErrors], RuleErrors] | None = None) -> None:
         """Compile the rule sets on a thread of their own: a cohort's first
         chunks are read meanwhile (reading needs the contract, not the plan).
         ``explain``: what a RuleErrors of compiling becomes (load_engine's
@@ -87,7 +88,7 @@ class Engine:
             with self._plan_lock:
                 if self._planning is not None:
                     self._planning.join()
-                elif self._plan is None and self._plan_failure is None:
+                elif self._plan is None:  # no thread: compiled here, its errors raised here
                     self._plan = build_plan(self.rulesets, self.contract)
             if self._plan_failure is not None:
                 raise self._plan_failure
