@@ -151,6 +151,10 @@ class Engine:
         order = [COURSE, DAY] + ([TIME] if TIME in rows.columns else [])
         if not in_course_order(rows, order):
             rows = rows.sort(order, nulls_last=False, maintain_order=True)
+        if rows[COURSE].null_count() == 0:
+            # the rows are in course order: saying so lets polars cut each course's
+            # window as a slice instead of hashing the course of every row (an eighth of grading)
+            rows = rows.with_columns(pl.col(COURSE).set_sorted())
         shared = has_shared_days(rows)
         lf = rows.lazy()
         for batch in self.plan.row_batches:

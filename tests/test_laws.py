@@ -7,6 +7,9 @@
 2. A row is one assessment: writing a day's findings on one row, or split over
    two or three rows (each finding with the qualifiers of its own row), gives
    the same CRS and ICANS grades.
+3. The order in which rows reach the engine never changes a result: rows out
+   of course order are put in it first (each day's rows keep their order,
+   which a blank clock time leaves as written).
 
 Each law is a function of an engine that returns the violations it finds, so
 that the tests at the end can run it on deliberately broken rule sets (fixed,
@@ -21,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from conftest import engine_for, rows_to_csv
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,7 +54,7 @@ from test_properties import (
 )
 
 from carscore.assess import assess_intake, load_engine
-from carscore.compile import COURSE, FUNCTIONS
+from carscore.compile import COURSE, DAY, FUNCTIONS
 from carscore.engine import Engine
 from carscore.intake import read_text
 from carscore.report import day_rows, summary_rows
@@ -420,3 +424,40 @@ def test_split_law_catches_neuro_findings_counted_only_when_every_row_has_them(t
     assert not split_violations(engine_for(), patients)
     problems = split_violations(engine, patients)
     assert any("icans_grade 2 from the row" in p and "but 0 from its split" in p for p in problems), problems
+
+
+# ---------------------------------------------------------------------------
+# Law 3: the order of the rows handed to the engine changes nothing
+
+
+def order_violations(engine: Engine, courses, seed: int) -> list[str]:
+    """Grade the courses' rows in course order and mixed up (each day's rows
+    in their order): every difference is a violation."""
+    rows: list[dict[str, Any]] = []
+    for i, (before, later, age) in enumerate(courses):
+        rows += patient(f"P{i}", before + later, age)
+    intake = read_text(rows_to_csv(rows), "laws.csv")
+    assert not intake.problems, [str(p) for p in intake.problems]
+    in_order = intake.rows
+    shuffled = (
+        in_order.with_columns(_key=pl.int_range(pl.len()).shuffle(seed))
+        .with_columns(pl.col("_key").sort().over(COURSE, DAY))
+        .sort("_key")
+        .drop("_key")
+    )
+    expected, got = engine.assess(in_order, reasons=True), engine.assess(shuffled, reasons=True)
+    if expected.equals(got):
+        return []
+    return [
+        f"{column}: {a} in course order, {b} mixed up"
+        for column in expected.columns
+        for a, b in zip(expected[column].to_list(), got[column].to_list())
+        if a != b
+    ] or ["the results differ in shape"]
+
+
+@BATCH
+@given(courses=batch(extended_course(), 6), seed=st.integers(0, 2**32 - 1))
+def test_the_order_of_rows_never_changes_a_result(courses, seed):
+    problems = order_violations(engine_for(), courses, seed)
+    assert not problems, "\n".join(problems[:5])
