@@ -28,6 +28,9 @@ _BOOL_WORDS = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False
 MAX_PROBLEMS_PER_COLUMN = 20
 # the columns whose readings hold few distinct texts, each read once
 _WORD_KINDS = ("boolean", "dose", "enum")
+# up to this many distinct texts in a column, each cell is compared with them
+# rather than looked up (measured: comparing is cheaper up to about six)
+_FEW_WORDS = 6
 
 
 def typed_cells(
@@ -147,9 +150,19 @@ def _parse_words(col: Column, words: list[str]) -> tuple[pl.Expr, pl.Expr, str]:
         if not readable:
             bad.append(word)
     dtype = pl.Boolean if col.kind in ("boolean", "dose") else pl.String
-    value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype) if keys else pl.lit(None, dtype=dtype)
+    if not keys:
+        value = pl.lit(None, dtype=dtype)
+    elif len(keys) <= _FEW_WORDS:
+        # a few texts (yes/no) are told apart by comparing each cell with them,
+        # at less than half the cost of looking every cell up in a table
+        chain = pl.when(pl.col(col.name) == keys[0]).then(pl.lit(values[0], dtype=dtype))
+        for key, v in zip(keys[1:], values[1:]):
+            chain = chain.when(pl.col(col.name) == key).then(pl.lit(v, dtype=dtype))
+        value = chain.otherwise(pl.lit(None, dtype=dtype))
+    else:
+        value = pl.col(col.name).replace_strict(keys, values, default=None, return_dtype=dtype)
     message = _WORD_MESSAGES.get(col.kind, f"is not one of: {', '.join(col.values)}")
-    return value, pl.col(col.name).is_in(bad), message
+    return value, pl.col(col.name).is_in(bad) if bad else pl.lit(False), message
 
 
 def _parse_column(col: Column, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, str]:
