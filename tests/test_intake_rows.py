@@ -132,3 +132,23 @@ def test_ice_items_that_cannot_make_the_total_are_an_input_error(score: int, ori
 def test_incomplete_ice_items_that_fit_the_total_are_not_an_error() -> None:
     intake = intake_of("patient_id,day,ice_score,ice_orientation,ice_naming\nA,1,8,4,3\n")
     assert not intake.problems and assessed(intake) == [("A", 1)]
+
+
+def test_word_cells_are_read_alike_whether_a_column_holds_few_texts_or_many() -> None:
+    # yes/no with two texts (compared cell by cell) and an oxygen device column
+    # with more texts than that (looked up): spelling, case and spaces are read
+    # the same way in both, and a text that is not a word of the column is named
+    devices = ["none", "Nasal Cannula", "nasal-cannula", " facemask ", "CPAP", "bipap", "high flow nasal cannula", "venturi"]
+    rows = [f"A,1,{d + 1},{device},{'Yes' if d % 2 else ' no '}" for d, device in enumerate(devices)]
+    intake = intake_of("patient_id,infusion,day,o2_device,tocilizumab\n" + "\n".join(rows) + "\n")
+    assert not intake.problems, messages(intake)
+    assert intake.rows["o2_device"].to_list() == [
+        "none", "nasal_cannula", "nasal_cannula", "facemask", "cpap", "bipap", "high_flow_nasal_cannula", "venturi",
+    ]
+    assert intake.rows["tocilizumab"].to_list() == [False, True] * 4
+
+    bad = intake_of("patient_id,infusion,day,o2_device,tocilizumab\n" + "\n".join(rows) + "\nB,1,1,tent,maybe\n")
+    text = "\n".join(messages(bad))
+    assert "row 10, column o2_device" in text and "'tent'" in text
+    assert "row 10, column tocilizumab" in text and "'maybe'" in text
+    assert assessed(bad) == [("A", 1)]
